@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/logistic_regression.py
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check graphc tests examples
+	$(PY) -m pytest -n 2 -q
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check graphc tests examples
+	$(PY) -m ruff format --check graphc tests examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,35 @@
+"""graphc: a symbolic computation-graph compiler.
+
+Define a static graph with symbolic tensors, compile it with :func:`function`, call it with
+values::
+
+    import graphc as gc
+    x1, x2 = gc.scalar("x1"), gc.scalar("x2")
+    y = x1 * x2 + gc.exp(x1 * x2) - gc.sin(x2)
+    f = gc.function([x1, x2], y)
+    f(2.0, 5.0)  # array(22037.42471908)
+"""
+
+from .errors import ArityError, DTypeError, EvaluationError, GraphcError, GraphError, ShapeError
+from .function import Function, function
+from .graph import (
+    Constant,
+    Graph,
+    Input,
+    Node,
+    SharedVariable,
+    Variable,
+    ancestors,
+    clone_replace,
+    constant,
+    graph_inputs,
+    shared,
+    toposort,
+)
+from .inputs import matrix, scalar, tensor, vector
+from .ops import *  # noqa: F403  (the op library is the public API)
+from .ops import random
+from .printing import pformat, pprint
+from .types import TensorType
+
+__version__ = "0.1.0"

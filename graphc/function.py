@@ -1,0 +1,144 @@
+"""``gc.function``: compile outputs (and shared-variable updates) of a graph into a callable.
+
+Everything the user can get wrong about a function (an input the outputs need but that is not
+listed, an update of the wrong type, a call with the wrong number, dtypes or shapes of
+arguments) is checked here, before any computation, with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .errors import ArityError, DTypeError, GraphError, ShapeError
+from .graph import Constant, Graph, Input, SharedVariable, Variable, coerce_value, graph_inputs
+from .ops.base import as_variable
+from .types import format_shape
+
+#: Backend name -> module with a ``compile(leaves, outputs)`` function.
+BACKENDS = {"numpy": "graphc.backends.reference"}
+
+
+def _describe(v: Variable) -> str:
+    where = f" (created at {v.location})" if isinstance(v, Input) and v.location else ""
+    return f"{v.name or 'an unnamed input'}{where}"
+
+
+def _check_updates(updates) -> list[tuple[SharedVariable, Variable]]:
+    pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates or [])
+    checked = []
+    seen = set()
+    for target, value in pairs:
+        if not isinstance(target, SharedVariable):
+            raise GraphError(f"updates must target shared variables (gc.shared), got {target!r}")
+        if target in seen:
+            raise GraphError(f"shared variable {target.name or '?'} is updated twice")
+        seen.add(target)
+        value = as_variable(value)
+        if value.dtype != target.dtype:
+            raise DTypeError(
+                f"the update of {target.name or 'a shared variable'} has dtype {value.dtype} but the variable is "
+                f"{target.dtype}; cast it with .astype('{target.dtype}')"
+            )
+        if not target.type.is_compatible(value.type):
+            raise ShapeError(
+                f"the update of {target.name or 'a shared variable'} has shape {format_shape(value.type.shape)} "
+                f"but the variable has shape {format_shape(target.type.shape)}"
+            )
+        checked.append((target, value))
+    return checked
+
+
+class Function:
+    """A compiled graph. Call it with one value per input (positionally or by input name)."""
+
+    def __init__(self, inputs, outputs, updates=None, backend: str = "numpy"):
+        self.single_output = isinstance(outputs, Variable)
+        self.outputs = [outputs] if self.single_output else [as_variable(o) for o in (outputs or [])]
+        self.inputs = self._check_inputs(inputs)
+        self.updates = _check_updates(updates)
+        update_values = [v for _, v in self.updates]
+        every = self.outputs + update_values
+        listed = set(self.inputs)
+        missing = [v for v in graph_inputs(every) if isinstance(v, Input) and v not in listed]
+        if missing:
+            names = ", ".join(_describe(v) for v in missing)
+            raise GraphError(f"the outputs depend on inputs missing from the inputs list: {names}")
+        self.shared = [v for v in graph_inputs(every) if isinstance(v, SharedVariable)]
+        self.shared += [t for t, _ in self.updates if t not in set(self.shared)]
+        self.graph = Graph(every, inputs=self.inputs)
+        if backend not in BACKENDS:
+            raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self._run = importlib.import_module(BACKENDS[backend]).compile(self.inputs + self.shared, every)
+        self._names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
+
+    @staticmethod
+    def _check_inputs(inputs) -> list[Input]:
+        inputs = [inputs] if isinstance(inputs, Variable) else list(inputs or [])
+        for v in inputs:
+            if isinstance(v, SharedVariable):
+                raise GraphError(f"shared variable {v.name or '?'} cannot be an input: its value is read automatically")
+            if isinstance(v, Constant) or not isinstance(v, Input):
+                raise GraphError(
+                    f"inputs must be symbolic inputs (gc.scalar, gc.vector, gc.matrix, gc.tensor), got {v!r}"
+                )
+        if len(set(inputs)) != len(inputs):
+            raise GraphError("an input is listed twice")
+        return inputs
+
+    def _bind(self, args: Sequence, kwargs: Mapping) -> list[np.ndarray]:
+        n = len(self.inputs)
+        if len(args) > n:
+            raise ArityError(f"the function takes {n} arguments ({self._signature()}), got {len(args) + len(kwargs)}")
+        values = list(args) + [_MISSING] * (n - len(args))
+        for name, value in kwargs.items():
+            if name not in self._names:
+                raise ArityError(f"the function has no input named {name!r} ({self._signature()})")
+            if values[self._names[name]] is not _MISSING:
+                raise ArityError(f"input {name!r} is given twice")
+            values[self._names[name]] = value
+        if any(v is _MISSING for v in values):
+            missing = [self.inputs[i].name or f"#{i + 1}" for i, v in enumerate(values) if v is _MISSING]
+            raise ArityError(f"missing argument(s) {', '.join(missing)} ({self._signature()})")
+        return [self._coerce(var, value, i) for i, (var, value) in enumerate(zip(self.inputs, values))]
+
+    @staticmethod
+    def _coerce(var: Input, value, position: int) -> np.ndarray:
+        if type(value) is np.ndarray and value.dtype.name == var.dtype and var.type.accepts_shape(value.shape):
+            return value
+        what = f"argument {position + 1} ({var.name or 'unnamed'}, {var.type})"
+        return coerce_value(value, var.type, what, copy=False)
+
+    def _signature(self) -> str:
+        return ", ".join(f"{v.name or '?'}: {v.type}" for v in self.inputs)
+
+    def __call__(self, *args, **kwargs):
+        leaves = self._bind(args, kwargs) + [s._value for s in self.shared]
+        results = self._run(leaves)
+        # Results never alias the caller's arguments, shared values or read-only views.
+        fresh = [
+            r if r.flags.owndata and r.flags.writeable and not any(r is v for v in leaves) else np.array(r)
+            for r in results
+        ]
+        for (target, _), new in zip(self.updates, fresh[len(self.outputs) :]):
+            target._value = new
+        outs = fresh[: len(self.outputs)]
+        return outs[0] if self.single_output else outs
+
+    def __repr__(self) -> str:
+        return f"<graphc.Function({self._signature()}) backend={self.backend}, {len(self.graph)} nodes>"
+
+
+_MISSING = object()
+
+
+def function(inputs, outputs, updates=None, backend: str = "numpy") -> Function:
+    """Compile ``outputs`` as a function of ``inputs``; ``updates`` maps shared variables to new values.
+
+    ``outputs`` may be one variable (the call returns one array) or a list (the call returns a
+    list). Updates are applied together after the outputs are computed.
+    """
+    return Function(inputs, outputs, updates=updates, backend=backend)

@@ -1,0 +1,80 @@
+"""The op library. Each module holds a family of ops; each op's rules live in its class or row."""
+
+from . import random
+from .base import Op, as_variable
+from .elementwise import (
+    ALL as ELEMENTWISE,
+)
+from .elementwise import (
+    Elementwise,
+    abs,
+    add,
+    cast,
+    clip,
+    cos,
+    div,
+    eq,
+    erf,
+    exp,
+    expm1,
+    ge,
+    gelu,
+    gt,
+    le,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    logical_or,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    neq,
+    pow,
+    relu,
+    sigmoid,
+    sign,
+    sin,
+    softplus,
+    sqrt,
+    square,
+    sub,
+    tan,
+    tanh,
+    where,
+)
+from .linalg import MatMul, dot, matmul
+from .nn import Conv2d, Pool2d, Softmax, avg_pool2d, conv2d, log_softmax, max_pool2d, softmax
+from .random import Random
+from .reduction import Argmax, Reduce, argmax, logsumexp, max, mean, min, prod, sum
+from .shape import (
+    BroadcastTo,
+    Concatenate,
+    DimShuffle,
+    GetItem,
+    OneHot,
+    Reshape,
+    ShapeDim,
+    Stack,
+    Take,
+    broadcast_to,
+    concatenate,
+    expand_dims,
+    full,
+    getitem,
+    one_hot,
+    ones,
+    ones_like,
+    reshape,
+    shape_dim,
+    squeeze,
+    stack,
+    take,
+    transpose,
+    zeros,
+    zeros_like,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

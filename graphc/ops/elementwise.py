@@ -1,0 +1,175 @@
+"""Elementwise ops: one table row per op, and the row is the user-facing function.
+
+``exp = Elementwise("exp", 1, np.exp, out="float")`` defines the op, its dtype rule, its numpy
+reference and how it prints; ``gc.exp(x)`` calls the row. Broadcasting and dtype promotion are
+shared by all rows. The derivative rules, SymPy translation and scalar kernel code of each op
+belong in its row too, as the layers that need them land.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from ..errors import DTypeError, ShapeError
+from ..graph import Variable, apply1
+from ..types import DTYPES, TensorType, broadcast_shapes, float_result, promote
+from .base import Op, operands
+
+_KIND_OF = {"bool": "bool", "int64": "int", "float32": "float", "float64": "float"}
+
+
+@dataclass(frozen=True, eq=False)
+class Elementwise(Op):
+    """A scalar function applied elementwise with NumPy broadcasting.
+
+    ``out`` is the dtype rule: ``"promote"`` (NumPy promotion of the inputs), ``"float"``
+    (promotion, then ints and bools compute in float64), ``"bool"`` (a predicate), or a dtype
+    name (a cast). ``accepts`` lists the dtype kinds the inputs may have, per input if a tuple.
+    Rows compare by identity: each is a module-level singleton.
+    """
+
+    name: str = field()  # field(): do not inherit Op's class-level defaults
+    nin: int = field()
+    impl: Callable = field()
+    out: str = "promote"
+    accepts: str | tuple[str, ...] = "bool int float"
+    symbol: str | None = None
+    precedence: int = 9
+    doc: str = ""
+
+    def __call__(self, *args) -> Variable:
+        if len(args) != self.nin:
+            from ..errors import ArityError
+
+            raise ArityError(f"takes {self.nin} arguments, got {len(args)}", op=self.name)
+        return apply1(self, *operands(*args))
+
+    def __repr__(self) -> str:
+        return f"<elementwise op {self.name}>"
+
+    def out_dtype(self, dtypes: list[str]) -> str:
+        if self.out == "promote":
+            return promote(*dtypes)
+        if self.out == "float":
+            return float_result(*dtypes)
+        if self.out == "bool":
+            return "bool"
+        if self.out == "where":  # the condition does not take part in promotion
+            return promote(*dtypes[1:])
+        return self.out
+
+    def infer(self, *types: TensorType) -> list[TensorType]:
+        accepts = self.accepts if isinstance(self.accepts, tuple) else (self.accepts,) * self.nin
+        for position, (t, allowed) in enumerate(zip(types, accepts)):
+            if _KIND_OF[t.dtype] not in allowed.split():
+                which = f"input {position + 1}" if self.nin > 1 else "its input"
+                raise DTypeError(f"{which} must be {' or '.join(allowed.split())}, got {t.dtype}")
+        try:
+            shape = broadcast_shapes(*(t.shape for t in types))
+        except ValueError:
+            raise ShapeError(f"shapes {' and '.join(str(t.shape) for t in types)} do not broadcast") from None
+        return [TensorType(self.out_dtype([t.dtype for t in types]), shape)]
+
+    def perform(self, *arrays: np.ndarray) -> tuple[np.ndarray]:
+        dtype = self.out_dtype([a.dtype.name for a in arrays])
+        if self.out == "float":
+            arrays = tuple(a.astype(dtype, copy=False) for a in arrays)
+        result = np.asarray(self.impl(*arrays))
+        if result.dtype.name != dtype:
+            result = result.astype(dtype)
+        return (result,)
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + special.erf(x * np.asarray(1 / np.sqrt(2), x.dtype)))
+
+
+def _softplus(x):
+    return np.logaddexp(np.zeros((), x.dtype), x)
+
+
+def _relu(x):
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def _clip(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+_NUM = "int float"
+_ANY = "bool int float"
+
+# ----- arithmetic ------------------------------------------------------------------------------
+add = Elementwise("add", 2, np.add, accepts=_ANY, symbol="+", precedence=5, doc="x + y")
+sub = Elementwise("sub", 2, np.subtract, accepts=_NUM, symbol="-", precedence=5, doc="x - y")
+mul = Elementwise("mul", 2, np.multiply, accepts=_ANY, symbol="*", precedence=6, doc="x * y")
+div = Elementwise("div", 2, np.true_divide, out="float", accepts=_NUM, symbol="/", precedence=6, doc="x / y")
+pow = Elementwise("pow", 2, np.power, accepts=_NUM, symbol="**", precedence=8, doc="x ** y")
+neg = Elementwise("neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=7, doc="-x")
+maximum = Elementwise("maximum", 2, np.maximum, doc="elementwise larger of x and y (NaN propagates)")
+minimum = Elementwise("minimum", 2, np.minimum, doc="elementwise smaller of x and y (NaN propagates)")
+abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|")
+sign = Elementwise("sign", 1, np.sign, accepts=_NUM, doc="-1, 0 or 1")
+square = Elementwise("square", 1, np.square, accepts=_NUM, doc="x * x")
+clip = Elementwise("clip", 3, _clip, accepts=_NUM, doc="x limited to [lo, hi]")
+where = Elementwise("where", 3, np.where, out="where", accepts=("bool", _ANY, _ANY), doc="a where cond else b")
+
+# ----- floating-point functions ----------------------------------------------------------------
+exp = Elementwise("exp", 1, np.exp, out="float", doc="e ** x")
+log = Elementwise("log", 1, np.log, out="float", doc="natural logarithm")
+log1p = Elementwise("log1p", 1, np.log1p, out="float", doc="log(1 + x), accurate for small x")
+expm1 = Elementwise("expm1", 1, np.expm1, out="float", doc="exp(x) - 1, accurate for small x")
+sin = Elementwise("sin", 1, np.sin, out="float", doc="sine")
+cos = Elementwise("cos", 1, np.cos, out="float", doc="cosine")
+tan = Elementwise("tan", 1, np.tan, out="float", doc="tangent")
+tanh = Elementwise("tanh", 1, np.tanh, out="float", doc="hyperbolic tangent")
+sqrt = Elementwise("sqrt", 1, np.sqrt, out="float", doc="square root")
+erf = Elementwise("erf", 1, special.erf, out="float", doc="the error function")
+
+# ----- activations -----------------------------------------------------------------------------
+sigmoid = Elementwise("sigmoid", 1, special.expit, out="float", doc="1 / (1 + exp(-x)), computed stably")
+relu = Elementwise("relu", 1, _relu, accepts=_NUM, doc="max(x, 0)")
+softplus = Elementwise("softplus", 1, _softplus, out="float", doc="log(1 + exp(x)), computed stably")
+gelu = Elementwise("gelu", 1, _gelu, out="float", doc="x * Phi(x), the exact (erf) form")
+
+# ----- comparisons and logic ------------------------------------------------------------------
+lt = Elementwise("lt", 2, np.less, out="bool", symbol="<", precedence=4, doc="x < y")
+le = Elementwise("le", 2, np.less_equal, out="bool", symbol="<=", precedence=4, doc="x <= y")
+gt = Elementwise("gt", 2, np.greater, out="bool", symbol=">", precedence=4, doc="x > y")
+ge = Elementwise("ge", 2, np.greater_equal, out="bool", symbol=">=", precedence=4, doc="x >= y")
+eq = Elementwise("eq", 2, np.equal, out="bool", symbol="==", precedence=4, doc="x == y, elementwise")
+neq = Elementwise("neq", 2, np.not_equal, out="bool", symbol="!=", precedence=4, doc="x != y, elementwise")
+logical_and = Elementwise("logical_and", 2, np.logical_and, out="bool", accepts="bool", symbol="&", precedence=3)
+logical_or = Elementwise("logical_or", 2, np.logical_or, out="bool", accepts="bool", symbol="|", precedence=2)
+logical_not = Elementwise("logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=7)
+
+
+# ----- casts: one row per target dtype -------------------------------------------------------
+def _caster(dtype: str):
+    return functools.partial(np.asarray, dtype=dtype)
+
+
+CASTS = {d: Elementwise(f"cast_{d}", 1, _caster(d), out=d, doc=f"to {d}") for d in DTYPES}
+
+#: Every elementwise op, for tables that must cover them all (tests, derivative rules, kernels).
+ALL = (
+    add, sub, mul, div, pow, neg, maximum, minimum, abs, sign, square, clip, where,
+    exp, log, log1p, expm1, sin, cos, tan, tanh, sqrt, erf,
+    sigmoid, relu, softplus, gelu,
+    lt, le, gt, ge, eq, neq, logical_and, logical_or, logical_not,
+    *CASTS.values(),
+)  # fmt: skip
+
+
+def cast(x, dtype) -> Variable:
+    """``x`` converted to ``dtype`` (a no-op when it already has it)."""
+    from ..types import as_dtype
+
+    x = operands(x)[0]
+    target = as_dtype(dtype)
+    return x if x.dtype == target else CASTS[target](x)

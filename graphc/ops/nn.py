@@ -1,0 +1,159 @@
+"""Neural-network primitives: softmax, log-softmax, 2-D convolution and pooling (NCHW layout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import DTypeError, ShapeError
+from ..graph import Variable, apply1
+from ..types import TensorType, float_result, is_float
+from .base import Op, as_variable, normalize_axis, operands
+
+
+@dataclass(frozen=True)
+class Softmax(Op):
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max so it never overflows."""
+
+    axis: int
+    log: bool = False
+
+    @property
+    def name(self) -> str:
+        return "log_softmax" if self.log else "softmax"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        if not 0 <= self.axis < x.ndim:
+            raise ShapeError(f"axis {self.axis} is out of range for {x.ndim} dimensions")
+        return [TensorType(float_result(x.dtype), x.shape)]
+
+    def perform(self, x):
+        x = x.astype(float_result(x.dtype.name), copy=False)
+        shifted = x - np.max(x, axis=self.axis, keepdims=True)
+        if self.log:
+            return (shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True)),)
+        e = np.exp(shifted)
+        return (e / np.sum(e, axis=self.axis, keepdims=True),)
+
+    def format_params(self) -> list[str]:
+        return [f"axis={self.axis}"]
+
+
+def softmax(x, axis: int = -1) -> Variable:
+    """Softmax along ``axis`` (the last by default)."""
+    x = as_variable(x)
+    return apply1(Softmax(normalize_axis(axis, x.ndim, "softmax")), x)
+
+
+def log_softmax(x, axis: int = -1) -> Variable:
+    """``log(softmax(x))`` along ``axis``, computed stably."""
+    x = as_variable(x)
+    return apply1(Softmax(normalize_axis(axis, x.ndim, "log_softmax"), log=True), x)
+
+
+def _pair(value, what: str, op: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+        raise ShapeError(f"{what} must be an int >= {minimum} or a pair of them, got {value!r}", op=op)
+    return int(pair[0]), int(pair[1])
+
+
+def _window_out(size, k, stride, pad):
+    if size is None:
+        return None
+    return (size + 2 * pad - k) // stride + 1
+
+
+@dataclass(frozen=True)
+class Conv2d(Op):
+    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw), as in PyTorch and Caffe."""
+
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    name = "conv2d"
+    nin = 2
+
+    def infer(self, x: TensorType, w: TensorType) -> list[TensorType]:
+        if x.ndim != 4 or w.ndim != 4:
+            raise ShapeError(f"needs x as (N, C, H, W) and w as (O, C, kh, kw), got {x.ndim}-d x and {w.ndim}-d w")
+        if not (is_float(x.dtype) and is_float(w.dtype)):
+            raise DTypeError(f"needs float inputs, got {x.dtype} and {w.dtype}")
+        if None not in (x.shape[1], w.shape[1]) and x.shape[1] != w.shape[1]:
+            raise ShapeError(f"x has {x.shape[1]} channels but w expects {w.shape[1]}")
+        out = []
+        for size, k, s, p in zip(x.shape[2:], w.shape[2:], self.stride, self.padding):
+            if size is not None and k is not None and size + 2 * p < k:
+                raise ShapeError(f"kernel {w.shape[2:]} is larger than the padded input {x.shape[2:]}")
+            out.append(None if k is None else _window_out(size, k, s, p))
+        return [TensorType(float_result(x.dtype, w.dtype), (x.shape[0], w.shape[0], *out))]
+
+    def perform(self, x, w):
+        dtype = np.result_type(x, w)
+        (ph, pw), (sh, sw) = self.padding, self.stride
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        windows = sliding_window_view(x, w.shape[2:], axis=(2, 3))[:, :, ::sh, ::sw]
+        out = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
+        return (np.ascontiguousarray(out.transpose(0, 3, 1, 2), dtype=dtype),)
+
+    def format_params(self) -> list[str]:
+        return [f"stride={self.stride}", f"padding={self.padding}"]
+
+
+def conv2d(x, w, stride=1, padding=0) -> Variable:
+    """2-D cross-correlation: ``x`` (N, C, H, W), ``w`` (out_channels, in_channels, kh, kw)."""
+    x, w = operands(x, w)
+    op = Conv2d(_pair(stride, "stride", "conv2d", 1), _pair(padding, "padding", "conv2d", 0))
+    return apply1(op, x, w)
+
+
+@dataclass(frozen=True)
+class Pool2d(Op):
+    """Max or average over (kh, kw) windows of the last two axes, without padding."""
+
+    kind: str  # "max" | "avg"
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_pool2d"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        if x.ndim != 4:
+            raise ShapeError(f"needs x as (N, C, H, W), got a {x.ndim}-d input")
+        if self.kind == "avg" and not is_float(x.dtype):
+            raise DTypeError(f"average pooling needs a float input, got {x.dtype}")
+        for size, k in zip(x.shape[2:], self.kernel):
+            if size is not None and size < k:
+                raise ShapeError(f"window {self.kernel} is larger than the input {x.shape[2:]}")
+        out = [_window_out(size, k, s, 0) for size, k, s in zip(x.shape[2:], self.kernel, self.stride)]
+        return [TensorType(x.dtype, (*x.shape[:2], *out))]
+
+    def perform(self, x):
+        (sh, sw) = self.stride
+        windows = sliding_window_view(x, self.kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+        reduce = np.max if self.kind == "max" else np.mean
+        return (np.ascontiguousarray(reduce(windows, axis=(4, 5)), dtype=x.dtype),)
+
+    def format_params(self) -> list[str]:
+        return [f"kernel={self.kernel}", f"stride={self.stride}"]
+
+
+def _pool(kind: str, x, kernel, stride) -> Variable:
+    op = f"{kind}_pool2d"
+    kernel = _pair(kernel, "kernel", op, 1)
+    stride = kernel if stride is None else _pair(stride, "stride", op, 1)
+    return apply1(Pool2d(kind, kernel, stride), as_variable(x))
+
+
+def max_pool2d(x, kernel, stride=None) -> Variable:
+    """Max pooling over ``kernel`` windows of (N, C, H, W); ``stride`` defaults to ``kernel``."""
+    return _pool("max", x, kernel, stride)
+
+
+def avg_pool2d(x, kernel, stride=None) -> Variable:
+    """Average pooling over ``kernel`` windows of (N, C, H, W); ``stride`` defaults to ``kernel``."""
+    return _pool("avg", x, kernel, stride)

@@ -1,0 +1,149 @@
+"""Reductions over axes: sum, mean, prod, max, min and logsumexp share one op class, one row each;
+argmax, whose output is an index, has its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from ..errors import ShapeError
+from ..graph import Variable, apply1
+from ..types import TensorType, float_result, promote
+from .base import Op, as_variable, normalize_axes
+
+
+@dataclass(frozen=True, eq=False)
+class ReduceKind:
+    """One row of the reduction table: its numpy reference and its dtype rule."""
+
+    name: str
+    impl: Callable  # impl(array, axis=tuple, keepdims=bool)
+    out: str  # "promote" | "float" | "sum" (bools count as int64, as in NumPy)
+    needs_elements: bool = False  # max/min of nothing is undefined
+
+    def out_dtype(self, dtype: str) -> str:
+        if self.out == "float":
+            return float_result(dtype)
+        if self.out == "sum" and dtype == "bool":
+            return "int64"
+        return promote(dtype)
+
+
+def _logsumexp(x, axis, keepdims):
+    return special.logsumexp(x, axis=axis, keepdims=keepdims)
+
+
+SUM = ReduceKind("sum", np.sum, "sum")
+PROD = ReduceKind("prod", np.prod, "sum")
+MEAN = ReduceKind("mean", np.mean, "float")
+MAX = ReduceKind("max", np.max, "promote", needs_elements=True)
+MIN = ReduceKind("min", np.min, "promote", needs_elements=True)
+LOGSUMEXP = ReduceKind("logsumexp", _logsumexp, "float")
+KINDS = (SUM, PROD, MEAN, MAX, MIN, LOGSUMEXP)
+
+
+def _reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+@dataclass(frozen=True)
+class Reduce(Op):
+    """Reduce ``kind`` over ``axes`` (sorted, non-negative; all axes for ``axis=None``)."""
+
+    kind: ReduceKind
+    axes: tuple[int, ...]
+    keepdims: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        if self.kind.needs_elements and any(x.shape[a] == 0 for a in self.axes):
+            raise ShapeError("cannot reduce over an axis of length 0: the result has no identity")
+        return [TensorType(self.kind.out_dtype(x.dtype), _reduced_shape(x.shape, self.axes, self.keepdims))]
+
+    def perform(self, x):
+        dtype = self.kind.out_dtype(x.dtype.name)
+        out = self.kind.impl(x, axis=self.axes, keepdims=self.keepdims)
+        return (np.asarray(out, dtype=dtype),)
+
+    def format_params(self) -> list[str]:
+        return _axis_params(self.axes, self.keepdims)
+
+
+def _axis_params(axes, keepdims):
+    params = [f"axis={axes[0] if len(axes) == 1 else axes}"]
+    return params + ["keepdims=True"] if keepdims else params
+
+
+@dataclass(frozen=True)
+class Argmax(Op):
+    """Index of the largest entry over ``axes``; over several axes, the flat index within them."""
+
+    axes: tuple[int, ...]
+    keepdims: bool = False
+    name = "argmax"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        if any(x.shape[a] == 0 for a in self.axes):
+            raise ShapeError("argmax over an axis of length 0")
+        return [TensorType("int64", _reduced_shape(x.shape, self.axes, self.keepdims))]
+
+    def perform(self, x):
+        rest = [a for a in range(x.ndim) if a not in self.axes]
+        moved = np.transpose(x, rest + list(self.axes))
+        flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+        out = np.argmax(flat, axis=-1)
+        if self.keepdims:
+            out = out.reshape(_reduced_shape(x.shape, self.axes, True))
+        return (np.asarray(out, dtype=np.int64),)
+
+    def format_params(self) -> list[str]:
+        return _axis_params(self.axes, self.keepdims)
+
+
+def _reduce(kind: ReduceKind, x, axis, keepdims) -> Variable:
+    x = as_variable(x)
+    return apply1(Reduce(kind, normalize_axes(axis, x.ndim, kind.name), bool(keepdims)), x)
+
+
+def sum(x, axis=None, keepdims=False) -> Variable:
+    """Sum over ``axis`` (an int, a tuple, or None for all axes); bools count as int64."""
+    return _reduce(SUM, x, axis, keepdims)
+
+
+def prod(x, axis=None, keepdims=False) -> Variable:
+    """Product over ``axis``."""
+    return _reduce(PROD, x, axis, keepdims)
+
+
+def mean(x, axis=None, keepdims=False) -> Variable:
+    """Arithmetic mean over ``axis``; ints and bools average in float64."""
+    return _reduce(MEAN, x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False) -> Variable:
+    """Largest entry over ``axis``."""
+    return _reduce(MAX, x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False) -> Variable:
+    """Smallest entry over ``axis``."""
+    return _reduce(MIN, x, axis, keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False) -> Variable:
+    """``log(sum(exp(x)))`` over ``axis``, computed without overflow."""
+    return _reduce(LOGSUMEXP, x, axis, keepdims)
+
+
+def argmax(x, axis=None, keepdims=False) -> Variable:
+    """Index of the largest entry over ``axis`` (the first one on ties, as in NumPy)."""
+    x = as_variable(x)
+    return apply1(Argmax(normalize_axes(axis, x.ndim, "argmax"), bool(keepdims)), x)

@@ -1,0 +1,477 @@
+"""Ops that move data without arithmetic: axis permutations, reshapes, broadcasts, joins,
+indexing, one-hot encoding, and the symbolic size of a dimension."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DTypeError, GraphcError, ShapeError
+from ..graph import Variable, apply1
+from ..types import TensorType, as_dtype, promote
+from .base import (
+    Op,
+    as_variable,
+    check_shape_inputs,
+    fill_shape,
+    format_shape_argument,
+    normalize_axis,
+    shape_argument,
+)
+
+
+# ----- dimension size --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShapeDim(Op):
+    """The size of one axis, as an int64 scalar: how shapes unknown until run time enter a graph."""
+
+    axis: int
+    name = "shape"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        if not 0 <= self.axis < x.ndim:
+            raise ShapeError(f"axis {self.axis} is out of range for {x.ndim} dimensions")
+        return [TensorType("int64", ())]
+
+    def perform(self, x):
+        return (np.asarray(x.shape[self.axis], dtype=np.int64),)
+
+    def format_params(self) -> list[str]:
+        return [str(self.axis)]
+
+
+def shape_dim(x, axis: int) -> Variable:
+    """``x.shape[axis]`` as a symbolic int64 scalar."""
+    x = as_variable(x)
+    return apply1(ShapeDim(normalize_axis(axis, x.ndim, "shape")), x)
+
+
+# ----- permutations and unit axes --------------------------------------------------------------
+@dataclass(frozen=True)
+class DimShuffle(Op):
+    """Permute axes, drop axes of length 1 and insert new ones, in one op (as Theano's DimShuffle).
+
+    ``order`` lists, for each output axis, the input axis it comes from or ``"x"`` for a new
+    axis of length 1; input axes not listed are dropped and must have length 1.
+    """
+
+    order: tuple[int | str, ...]
+
+    @property
+    def name(self) -> str:
+        kept = [o for o in self.order if o != "x"]
+        if len(kept) == len(self.order) and kept != sorted(kept):
+            return "transpose"
+        return "dimshuffle"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        kept = [o for o in self.order if o != "x"]
+        if sorted(kept) != sorted(set(kept)) or any(not 0 <= o < x.ndim for o in kept):
+            raise ShapeError(f"invalid axis order {self.order} for an input of {x.ndim} dimensions")
+        for axis in set(range(x.ndim)) - set(kept):
+            if x.shape[axis] not in (1, None):
+                raise ShapeError(
+                    f"cannot drop axis {axis} of length {x.shape[axis]}; only length-1 axes can be dropped"
+                )
+        return [TensorType(x.dtype, tuple(1 if o == "x" else x.shape[o] for o in self.order))]
+
+    def perform(self, x):
+        kept = [o for o in self.order if o != "x"]
+        dropped = tuple(sorted(set(range(x.ndim)) - set(kept)))
+        if any(x.shape[a] != 1 for a in dropped):
+            raise ValueError(f"cannot drop axes {dropped} of an array of shape {x.shape}")
+        y = x.reshape([d for i, d in enumerate(x.shape) if i not in dropped])
+        remaining = [a for a in range(x.ndim) if a not in dropped]
+        y = np.transpose(y, [remaining.index(o) for o in kept])
+        return (y.reshape(tuple(1 if o == "x" else x.shape[o] for o in self.order)),)
+
+    def format_params(self) -> list[str]:
+        if self.name == "transpose":
+            return [f"axes={tuple(self.order)}"]
+        return [f"order={tuple(self.order)}"]
+
+
+def transpose(x, axes=None) -> Variable:
+    """Permute axes; by default reverse them (``x.T``)."""
+    x = as_variable(x)
+    order = (
+        tuple(reversed(range(x.ndim))) if axes is None else tuple(normalize_axis(a, x.ndim, "transpose") for a in axes)
+    )
+    if sorted(order) != list(range(x.ndim)):
+        raise ShapeError(f"axes {axes} are not a permutation of the {x.ndim} axes", op="transpose")
+    return x if order == tuple(range(x.ndim)) else apply1(DimShuffle(order), x)
+
+
+def expand_dims(x, axis: int) -> Variable:
+    """Insert a new axis of length 1 at ``axis``."""
+    x = as_variable(x)
+    axis = normalize_axis(axis, x.ndim + 1, "expand_dims")
+    order: list[int | str] = list(range(x.ndim))
+    order.insert(axis, "x")
+    return apply1(DimShuffle(tuple(order)), x)
+
+
+def squeeze(x, axis=None) -> Variable:
+    """Remove axes of length 1 (all statically known ones when ``axis`` is None)."""
+    x = as_variable(x)
+    if axis is None:
+        drop = {i for i, d in enumerate(x.type.shape) if d == 1}
+    else:
+        drop = {normalize_axis(a, x.ndim, "squeeze") for a in ((axis,) if isinstance(axis, int) else axis)}
+    return apply1(DimShuffle(tuple(i for i in range(x.ndim) if i not in drop)), x)
+
+
+# ----- reshape and broadcast ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reshape(Op):
+    """Reshape to ``shape`` (one entry may be -1); ``None`` entries come from int64 scalar inputs."""
+
+    shape: tuple[int | None, ...]
+    name = "reshape"
+
+    @property
+    def nin(self) -> int:
+        return 1 + self.shape.count(None)
+
+    def infer(self, x: TensorType, *dims: TensorType) -> list[TensorType]:
+        check_shape_inputs(dims, self.name)
+        if self.shape.count(-1) > 1:
+            raise ShapeError(f"only one dimension can be -1, got {self.shape}")
+        size = math.prod(x.shape) if None not in x.shape else None
+        known = [d for d in self.shape if d is not None and d != -1]
+        out = list(self.shape)
+        if -1 in self.shape:
+            rest = math.prod(known)
+            if size is not None and None not in self.shape:
+                if rest == 0 or size % rest:
+                    raise ShapeError(f"cannot reshape {x.shape} (size {size}) into {self.shape}")
+                out[self.shape.index(-1)] = size // rest
+            else:
+                out[self.shape.index(-1)] = None
+        elif size is not None and None not in self.shape and math.prod(known) != size:
+            raise ShapeError(f"cannot reshape {x.shape} (size {size}) into {self.shape}")
+        return [TensorType(x.dtype, tuple(out))]
+
+    def perform(self, x, *dims):
+        return (x.reshape(fill_shape(self.shape, dims)),)
+
+    def format_call(self, args: list[str]) -> str:
+        return f"reshape({args[0]}, {format_shape_argument(self.shape, args[1:])})"
+
+
+def reshape(x, shape) -> Variable:
+    """Reshape ``x``; entries of ``shape`` are ints (one may be -1) or symbolic sizes like ``y.shape[0]``."""
+    x = as_variable(x)
+    static, dynamic = shape_argument(shape, "reshape")
+    if static == x.type.shape and not dynamic:
+        return x
+    return apply1(Reshape(static), x, *dynamic)
+
+
+@dataclass(frozen=True)
+class BroadcastTo(Op):
+    """Broadcast to ``shape`` with NumPy's rules; ``None`` entries come from int64 scalar inputs."""
+
+    shape: tuple[int | None, ...]
+    name = "broadcast_to"
+
+    @property
+    def nin(self) -> int:
+        return 1 + self.shape.count(None)
+
+    def infer(self, x: TensorType, *dims: TensorType) -> list[TensorType]:
+        check_shape_inputs(dims, self.name)
+        if -1 in self.shape:
+            raise ShapeError(f"broadcast_to does not accept -1 in {self.shape}")
+        if x.ndim > len(self.shape):
+            raise ShapeError(f"cannot broadcast {x.shape} to fewer dimensions {self.shape}")
+        out = list(self.shape)
+        for i, d in enumerate(x.shape):
+            j = len(self.shape) - x.ndim + i
+            target = self.shape[j]
+            if d is not None and d != 1 and target is not None and d != target:
+                raise ShapeError(f"cannot broadcast {x.shape} to {self.shape}")
+            if target is None and d not in (None, 1):
+                out[j] = d
+        return [TensorType(x.dtype, tuple(out))]
+
+    def perform(self, x, *dims):
+        return (np.broadcast_to(x, fill_shape(self.shape, dims)),)
+
+    def format_call(self, args: list[str]) -> str:
+        return f"broadcast_to({args[0]}, {format_shape_argument(self.shape, args[1:])})"
+
+
+def broadcast_to(x, shape) -> Variable:
+    """``x`` broadcast to ``shape`` (ints or symbolic sizes such as ``y.shape[0]``)."""
+    x = as_variable(x)
+    static, dynamic = shape_argument(shape, "broadcast_to")
+    if static == x.type.shape and not dynamic:
+        return x
+    return apply1(BroadcastTo(static), x, *dynamic)
+
+
+def full(shape, value, dtype=None) -> Variable:
+    """An array of ``shape`` filled with ``value`` (a broadcast constant: no memory until needed)."""
+    from .base import operands
+
+    fill = as_variable(value, dtype) if dtype is not None else operands(value)[0]
+    return broadcast_to(fill, shape)
+
+
+def zeros(shape, dtype="float64") -> Variable:
+    return full(shape, 0, dtype)
+
+
+def ones(shape, dtype="float64") -> Variable:
+    return full(shape, 1, dtype)
+
+
+def zeros_like(x, dtype=None) -> Variable:
+    x = as_variable(x)
+    return full(x.shape, 0, dtype or x.dtype)
+
+
+def ones_like(x, dtype=None) -> Variable:
+    x = as_variable(x)
+    return full(x.shape, 1, dtype or x.dtype)
+
+
+# ----- joining --------------------------------------------------------------------------------
+def _join_types(types: tuple[TensorType, ...], axis: int, new_axis: bool) -> tuple[str, list]:
+    if not types:
+        raise ShapeError("needs at least one input")
+    ndim = types[0].ndim
+    if any(t.ndim != ndim for t in types):
+        raise ShapeError(f"all inputs must have the same number of dimensions, got {[t.ndim for t in types]}")
+    shape = []
+    for i in range(ndim):
+        if i == axis and not new_axis:
+            dims = [t.shape[i] for t in types]
+            shape.append(None if None in dims else sum(dims))
+            continue
+        known = {t.shape[i] for t in types} - {None}
+        if len(known) > 1:
+            raise ShapeError(f"inputs differ in axis {i}: {[t.shape for t in types]}")
+        shape.append(known.pop() if known else None)
+    return promote(*(t.dtype for t in types)), shape
+
+
+@dataclass(frozen=True)
+class Concatenate(Op):
+    """Join inputs along an existing axis."""
+
+    axis: int
+    name = "concatenate"
+    nin = None
+
+    def infer(self, *types: TensorType) -> list[TensorType]:
+        if types and not 0 <= self.axis < types[0].ndim:
+            raise ShapeError(f"axis {self.axis} is out of range for {types[0].ndim} dimensions")
+        dtype, shape = _join_types(types, self.axis, new_axis=False)
+        return [TensorType(dtype, tuple(shape))]
+
+    def perform(self, *xs):
+        return (np.concatenate(xs, axis=self.axis, dtype=np.result_type(*xs)),)
+
+    def format_params(self) -> list[str]:
+        return [f"axis={self.axis}"]
+
+
+@dataclass(frozen=True)
+class Stack(Op):
+    """Join inputs along a new axis."""
+
+    axis: int
+    name = "stack"
+    nin = None
+
+    def infer(self, *types: TensorType) -> list[TensorType]:
+        dtype, shape = _join_types(types, -1, new_axis=True)
+        shape.insert(self.axis, len(types))
+        return [TensorType(dtype, tuple(shape))]
+
+    def perform(self, *xs):
+        return (np.stack(xs, axis=self.axis, dtype=np.result_type(*xs)),)
+
+    def format_params(self) -> list[str]:
+        return [f"axis={self.axis}"]
+
+
+def _as_list_of_variables(xs, op: str) -> list[Variable]:
+    if isinstance(xs, Variable):
+        raise GraphcError(f"{op} takes a list of variables, got a single variable", op=op)
+    from .base import operands
+
+    return operands(*xs)
+
+
+def concatenate(xs, axis: int = 0) -> Variable:
+    """Join a list of variables along an existing ``axis``."""
+    xs = _as_list_of_variables(xs, "concatenate")
+    if not xs:
+        raise ShapeError("needs at least one input", op="concatenate")
+    return apply1(Concatenate(normalize_axis(axis, xs[0].ndim, "concatenate")), *xs)
+
+
+def stack(xs, axis: int = 0) -> Variable:
+    """Join a list of variables along a new ``axis``."""
+    xs = _as_list_of_variables(xs, "stack")
+    if not xs:
+        raise ShapeError("needs at least one input", op="stack")
+    return apply1(Stack(normalize_axis(axis, xs[0].ndim + 1, "stack")), *xs)
+
+
+# ----- indexing -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GetItem(Op):
+    """Basic indexing with static ints, slices and new axes (``x[0, 1:3, None]``).
+
+    ``index`` holds one entry per indexed position: ``("int", i)``, ``("slice", start, stop,
+    step)`` or ``("new",)``; an Ellipsis has already been expanded into full slices.
+    """
+
+    index: tuple[tuple, ...]
+    name = "getitem"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        consumed = sum(1 for e in self.index if e[0] != "new")
+        if consumed > x.ndim:
+            raise ShapeError(f"too many indices ({consumed}) for an input of {x.ndim} dimensions")
+        shape, axis = [], 0
+        for entry in self.index:
+            if entry[0] == "new":
+                shape.append(1)
+                continue
+            dim = x.shape[axis]
+            if entry[0] == "int":
+                if dim is not None and not -dim <= entry[1] < dim:
+                    raise ShapeError(f"index {entry[1]} is out of bounds for axis {axis} of length {dim}")
+            else:
+                shape.append(None if dim is None else len(range(*slice(*entry[1:]).indices(dim))))
+            axis += 1
+        return [TensorType(x.dtype, tuple(shape) + x.shape[axis:])]
+
+    def perform(self, x):
+        index = tuple(e[1] if e[0] == "int" else slice(*e[1:]) if e[0] == "slice" else None for e in self.index)
+        return (np.asarray(x[index]),)
+
+    def format_params(self) -> list[str]:
+        def one(e):
+            if e[0] == "int":
+                return str(e[1])
+            if e[0] == "new":
+                return "None"
+            start, stop, step = ("" if v is None else str(v) for v in e[1:])
+            return f"{start}:{stop}" + (f":{step}" if step else "")
+
+        return ["[" + ", ".join(one(e) for e in self.index) + "]"]
+
+
+@dataclass(frozen=True)
+class Take(Op):
+    """Gather along ``axis`` with an int64 index array (``x[idx]``, embedding look-ups)."""
+
+    axis: int
+    name = "take"
+    nin = 2
+
+    def infer(self, x: TensorType, idx: TensorType) -> list[TensorType]:
+        if idx.dtype != "int64":
+            raise DTypeError(f"indices must be int64, got {idx.dtype}")
+        if not 0 <= self.axis < x.ndim:
+            raise ShapeError(f"axis {self.axis} is out of range for {x.ndim} dimensions")
+        return [TensorType(x.dtype, x.shape[: self.axis] + idx.shape + x.shape[self.axis + 1 :])]
+
+    def perform(self, x, idx):
+        return (np.take(x, idx, axis=self.axis),)
+
+    def format_params(self) -> list[str]:
+        return [f"axis={self.axis}"]
+
+
+def take(x, indices, axis: int = 0) -> Variable:
+    """Entries of ``x`` at ``indices`` (int64, any shape) along ``axis``; negative indices wrap."""
+    x = as_variable(x)
+    indices = as_variable(indices)
+    return apply1(Take(normalize_axis(axis, x.ndim, "take")), x, indices)
+
+
+def getitem(x: Variable, index) -> Variable:
+    """``x[index]``: ints, slices, None and Ellipsis statically; one int64 array or scalar variable
+    (or an int list/array) selects along its axis through :func:`take`."""
+    entries = index if isinstance(index, tuple) else (index,)
+    arrays = [i for i, e in enumerate(entries) if isinstance(e, (Variable, list, np.ndarray))]
+    if arrays:
+        if len(arrays) > 1 or any(
+            not (isinstance(e, slice) and e == slice(None)) for i, e in enumerate(entries) if i != arrays[0]
+        ):
+            raise GraphcError(
+                "indexing with an array is supported on one axis with full slices elsewhere (x[:, idx]); "
+                "use gc.take or gc.one_hot for other gathers",
+                op="getitem",
+            )
+        idx = as_variable(entries[arrays[0]])
+        if idx.dtype == "bool":
+            raise GraphcError(
+                "boolean mask indexing gives a shape known only at run time; use gc.where(mask, x, 0)",
+                op="getitem",
+            )
+        if idx.dtype != "int64":
+            raise DTypeError(f"index arrays must be int64, got {idx.dtype}", op="getitem")
+        return take(x, idx, axis=arrays[0])
+    if Ellipsis in entries:
+        if entries.count(Ellipsis) > 1:
+            raise GraphcError("an index can only have a single ellipsis", op="getitem")
+        at = entries.index(Ellipsis)
+        consumed = sum(1 for e in entries if e is not None and e is not Ellipsis)
+        entries = entries[:at] + (slice(None),) * max(x.ndim - consumed, 0) + entries[at + 1 :]
+    norm = []
+    for e in entries:
+        if e is None:
+            norm.append(("new",))
+        elif isinstance(e, (int, np.integer)) and not isinstance(e, bool):
+            norm.append(("int", int(e)))
+        elif isinstance(e, slice):
+            parts = (e.start, e.stop, e.step)
+            if not all(p is None or isinstance(p, (int, np.integer)) for p in parts):
+                raise GraphcError(f"slice bounds must be ints, got {e}", op="getitem")
+            if e.step == 0:
+                raise GraphcError("slice step cannot be zero", op="getitem")
+            norm.append(("slice",) + tuple(None if p is None else int(p) for p in parts))
+        else:
+            raise GraphcError(f"unsupported index {e!r}", op="getitem")
+    return apply1(GetItem(tuple(norm)), x)
+
+
+# ----- one-hot --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OneHot(Op):
+    """Class indices (int64, any shape) to one-hot vectors along a new last axis."""
+
+    num_classes: int
+    dtype: str = "float64"
+    name = "one_hot"
+
+    def infer(self, idx: TensorType) -> list[TensorType]:
+        if idx.dtype != "int64":
+            raise DTypeError(f"class indices must be int64, got {idx.dtype}")
+        return [TensorType(self.dtype, idx.shape + (self.num_classes,))]
+
+    def perform(self, idx):
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_classes):
+            bad = idx[(idx < 0) | (idx >= self.num_classes)].flat[0]
+            raise ValueError(f"class index {bad} is out of range for {self.num_classes} classes")
+        return ((idx[..., None] == np.arange(self.num_classes)).astype(self.dtype),)
+
+    def format_params(self) -> list[str]:
+        return [str(self.num_classes)]
+
+
+def one_hot(indices, num_classes: int, dtype="float64") -> Variable:
+    """One-hot encode int64 class ``indices`` into ``num_classes`` columns."""
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ShapeError(f"num_classes must be a positive int, got {num_classes!r}", op="one_hot")
+    return apply1(OneHot(int(num_classes), as_dtype(dtype)), as_variable(indices))

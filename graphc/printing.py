@@ -1,0 +1,118 @@
+"""Readable text for graphs: one-line expressions and numbered SSA listings.
+
+The listing numbers variables ``v1, v2, ...`` with the inputs first, the notation of the lecture
+notes' evaluation traces (``v1 = x1``, ``v2 = x2``, ``v3 = v1 * v2``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .graph import Constant, Input, SharedVariable, Variable, _as_list, graph_inputs, toposort
+
+_ATOM = 9
+_LEFT_ASSOCIATIVE_ONLY = {"-", "/", "@", "<", "<=", ">", ">=", "==", "!="}
+
+
+def literal(value: np.ndarray) -> str | None:
+    """A constant as source text when it is short enough to read inline, else None."""
+    if value.ndim == 0:
+        item = value.item()
+        return repr(item)
+    if value.size <= 4 and value.ndim == 1:
+        return "[" + ", ".join(repr(v) for v in value.tolist()) + "]"
+    return None
+
+
+def label_of(v: Variable) -> str:
+    """A short name for a variable on its own: its name, its value, or its op."""
+    if isinstance(v, Constant):
+        return literal(v.value) or f"constant {v.type}"
+    if v.owner is not None:
+        return v.name or v.owner.op.name
+    return v.name or ("shared" if isinstance(v, SharedVariable) else "input")
+
+
+def format_node(op, args: list[tuple[str, int]]) -> tuple[str, int]:
+    """Text for ``op`` applied to arguments given as (text, precedence); returns (text, precedence)."""
+    prec = op.precedence
+    if op.symbol and len(args) == 2:
+        (left, lp), (right, rp) = args
+        if lp < prec or (op.symbol == "**" and lp == prec):
+            left = f"({left})"
+        if rp < prec or (rp == prec and op.symbol in _LEFT_ASSOCIATIVE_ONLY):
+            right = f"({right})"
+        return f"{left} {op.symbol} {right}", prec
+    if op.symbol and len(args) == 1:
+        (arg, ap) = args[0]
+        return f"{op.symbol}{arg}" if ap >= prec else f"{op.symbol}({arg})", prec
+    return op.format_call([a for a, _ in args]), _ATOM
+
+
+def expression(v: Variable, budget: int = 200) -> str:
+    """``v`` as one expression; shared subexpressions are repeated, so the text is cut at ``budget`` nodes."""
+    remaining = [budget]
+
+    def text(var: Variable) -> tuple[str, int]:
+        if var.owner is None:
+            return label_of(var), _ATOM
+        if remaining[0] <= 0:
+            return "…", _ATOM
+        remaining[0] -= 1
+        return format_node(var.owner.op, [text(i) for i in var.owner.inputs])
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * budget + 100))
+    try:
+        return text(v)[0]
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def pformat(outputs, inputs=None, types: bool = False) -> str:
+    """The graph of ``outputs`` as numbered SSA lines, inputs first, ending with the outputs."""
+    outs = _as_list(outputs)
+    leaves = list(inputs or []) + [v for v in graph_inputs(outs) if v not in set(inputs or [])]
+    names: dict[Variable, str] = {}
+    lines: list[str] = []
+
+    def emit(v: Variable, rhs: str) -> None:
+        names[v] = f"v{len(names) + 1}"
+        lines.append(f"{names[v]} = {rhs}" + (f"    # {v.type}" if types else ""))
+
+    unnamed = 0
+    for leaf in leaves:
+        if isinstance(leaf, Constant) and leaf.ndim == 0:
+            continue  # scalars read best inline
+        if isinstance(leaf, Constant):
+            emit(leaf, label_of(leaf))
+        elif leaf.name:
+            emit(leaf, leaf.name)
+        else:
+            unnamed += 1
+            emit(leaf, f"{'shared' if isinstance(leaf, SharedVariable) else 'x'}_{unnamed}")
+
+    def ref(v: Variable) -> tuple[str, int]:
+        if v in names:
+            return names[v], _ATOM
+        return label_of(v), _ATOM
+
+    for node in toposort(outs):
+        rhs, _ = format_node(node.op, [ref(i) for i in node.inputs])
+        if len(node.outputs) == 1:
+            emit(node.out, rhs)
+        else:
+            for k, out in enumerate(node.outputs):
+                emit(out, f"{rhs}[{k}]")
+    lines.append("return " + ", ".join(ref(v)[0] for v in outs))
+    return "\n".join(lines)
+
+
+def pprint(outputs, inputs=None, types: bool = False, file=None) -> None:
+    """Print :func:`pformat` of ``outputs``."""
+    print(pformat(outputs, inputs=inputs, types=types), file=file)
+
+
+__all__ = ["expression", "pformat", "pprint", "label_of", "Input"]
