@@ -10,7 +10,16 @@ values::
     f(2.0, 5.0)  # array(22037.42471908)
 """
 
-from .errors import ArityError, DTypeError, EvaluationError, GraphcError, GraphError, ShapeError
+from .errors import (
+    ArityError,
+    DTypeError,
+    EvaluationError,
+    GraphcError,
+    GraphError,
+    IndexingError,
+    ShapeError,
+    UsageError,
+)
 from .function import Function, function
 from .graph import (
     Constant,

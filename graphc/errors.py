@@ -78,6 +78,15 @@ class ArityError(GraphcError, TypeError):
     """The wrong number of inputs to an op or arguments to a compiled function."""
 
 
+class UsageError(GraphcError, TypeError):
+    """A symbolic variable used where a value is needed (``if x:``, ``len(x)``, iteration), or an
+    argument of the wrong kind."""
+
+
+class IndexingError(GraphcError, IndexError):
+    """An index graphc cannot express statically (boolean masks, float or repeated array indices)."""
+
+
 class GraphError(GraphcError, ValueError):
     """A graph that cannot be compiled as asked: a missing input, a bad update, a cycle."""
 

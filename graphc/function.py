@@ -118,11 +118,11 @@ class Function:
     def __call__(self, *args, **kwargs):
         leaves = self._bind(args, kwargs) + [s._value for s in self.shared]
         results = self._run(leaves)
-        # Results never alias the caller's arguments, shared values or read-only views.
-        fresh = [
-            r if r.flags.owndata and r.flags.writeable and not any(r is v for v in leaves) else np.array(r)
-            for r in results
-        ]
+        # Results never alias the caller's arguments, shared values, read-only views or each other.
+        fresh: list[np.ndarray] = []
+        for r in results:
+            aliased = any(r is v for v in leaves) or any(r is f for f in fresh)
+            fresh.append(r if r.flags.owndata and r.flags.writeable and not aliased else np.array(r))
         for (target, _), new in zip(self.updates, fresh[len(self.outputs) :]):
             target._value = new
         outs = fresh[: len(self.outputs)]

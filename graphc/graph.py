@@ -16,7 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ArityError, DTypeError, GraphcError, GraphError, ShapeError, SourceLocation, user_location
+from .errors import (
+    ArityError,
+    DTypeError,
+    GraphcError,
+    GraphError,
+    ShapeError,
+    SourceLocation,
+    UsageError,
+    user_location,
+)
 from .types import TensorType, as_dtype, dtype_of_array, normalize_shape
 
 
@@ -141,19 +150,19 @@ class Variable:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        raise GraphcError(
+        raise UsageError(
             "a symbolic variable has no truth value while the graph is built; "
             "use gc.where(cond, a, b) for a data-dependent choice"
         )
 
     def __iter__(self):
-        raise GraphcError("a symbolic variable cannot be iterated; index it (x[i]) or use gc.stack/concatenate")
+        raise UsageError("a symbolic variable cannot be iterated; index it (x[i]) or use gc.stack/concatenate")
 
     def __len__(self):
         if self.ndim == 0:
-            raise GraphcError("len() of a 0-d variable")
+            raise UsageError("len() of a 0-d variable")
         if self.type.shape[0] is None:
-            raise GraphcError("len() of a variable whose first dimension is unknown; use x.shape[0]")
+            raise UsageError("len() of a variable whose first dimension is unknown; use x.shape[0]")
         return self.type.shape[0]
 
     # ----- methods ----------------------------------------------------------------------------
@@ -275,16 +284,19 @@ def apply(op, inputs: Sequence[Variable]) -> tuple[Variable, ...]:
     built the node, with the op and the input types named.
     """
     inputs = tuple(inputs)
-    key = (op, inputs)
+    # Keyed on input ids, not the inputs themselves: a key holding its inputs would keep a dead
+    # graph alive one level per garbage collection. A live node keeps its inputs (and so their
+    # ids) alive, and the identity check below guards against a reused id.
+    key = (op, tuple(map(id, inputs)))
     node = _nodes.get(key)
-    if node is not None:
+    if node is not None and all(a is b for a, b in zip(node.inputs, inputs)):
         return node.outputs
     location = user_location()
     if op.nin is not None and len(inputs) != op.nin:
         raise ArityError(f"takes {op.nin} inputs, got {len(inputs)}", op=op.name, location=location)
     for i in inputs:
         if not isinstance(i, Variable):
-            raise GraphcError(f"input {i!r} is not a graphc variable", op=op.name, location=location)
+            raise UsageError(f"input {i!r} is not a graphc variable", op=op.name, location=location)
     try:
         types = op.infer(*[i.type for i in inputs])
     except GraphcError as err:
@@ -292,7 +304,10 @@ def apply(op, inputs: Sequence[Variable]) -> tuple[Variable, ...]:
         raise type(err)(f"{err.detail} (inputs: {described})", op=op.name, location=location) from None
     node = Node(op, inputs, types, location)
     with _registry_lock:
-        node = _nodes.setdefault(key, node)
+        found = _nodes.get(key)
+        if found is not None and all(a is b for a, b in zip(found.inputs, inputs)):
+            return found.outputs
+        _nodes[key] = node
     return node.outputs
 
 
@@ -307,7 +322,7 @@ def constant(value, dtype=None) -> Constant:
     if isinstance(value, Constant) and (dtype is None or as_dtype(dtype) == value.dtype):
         return value
     if isinstance(value, Variable):
-        raise GraphcError(f"gc.constant() needs a value, got the symbolic variable {value}")
+        raise UsageError(f"gc.constant() needs a value, got the symbolic variable {value}")
     array = np.asarray(value)
     target = as_dtype(dtype) if dtype is not None else dtype_of_array(array)
     array = np.array(array, dtype=target, copy=True)
@@ -352,7 +367,12 @@ def coerce_value(value, ttype: TensorType, what: str, copy: bool = True) -> np.n
                 f"convert it first, e.g. value.astype(np.{ttype.dtype})"
             )
     else:
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError as err:
+            raise ShapeError(
+                f"{what} expects shape {_fmt(ttype.shape)}; numpy cannot make an array of it: {err}"
+            ) from None
         if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, ttype.dtype, "same_kind"):
             raise DTypeError(f"{what} expects {ttype.dtype}, got {type(value).__name__} of dtype {array.dtype}")
     if not ttype.accepts_shape(array.shape):

@@ -12,8 +12,9 @@ import numpy as np
 
 from .graph import Constant, Input, SharedVariable, Variable, _as_list, graph_inputs, toposort
 
-_ATOM = 9
-_LEFT_ASSOCIATIVE_ONLY = {"-", "/", "@", "<", "<=", ">", ">=", "==", "!="}
+_ATOM = 11  # Python's precedence levels: comparisons 4, | 5, & 6, + - 7, * / @ 8, unary 9, ** 10
+_UNARY = 9
+_COMPARISON = 4
 
 
 def literal(value: np.ndarray) -> str | None:
@@ -40,9 +41,11 @@ def format_node(op, args: list[tuple[str, int]]) -> tuple[str, int]:
     prec = op.precedence
     if op.symbol and len(args) == 2:
         (left, lp), (right, rp) = args
-        if lp < prec or (op.symbol == "**" and lp == prec):
+        # ** groups to the right and comparisons chain, so those need parentheses on the left at
+        # equal precedence; everything else groups to the left and needs them on the right.
+        if lp < prec or (lp == prec and prec in (10, _COMPARISON)):
             left = f"({left})"
-        if rp < prec or (rp == prec and op.symbol in _LEFT_ASSOCIATIVE_ONLY):
+        if rp < prec or (rp == prec and prec != 10):
             right = f"({right})"
         return f"{left} {op.symbol} {right}", prec
     if op.symbol and len(args) == 1:
@@ -51,13 +54,19 @@ def format_node(op, args: list[tuple[str, int]]) -> tuple[str, int]:
     return op.format_call([a for a, _ in args]), _ATOM
 
 
+def leaf_text(v: Variable) -> tuple[str, int]:
+    """A leaf's text and precedence: a negative literal binds like a unary minus."""
+    label = label_of(v)
+    return label, _UNARY if label.startswith("-") else _ATOM
+
+
 def expression(v: Variable, budget: int = 200) -> str:
     """``v`` as one expression; shared subexpressions are repeated, so the text is cut at ``budget`` nodes."""
     remaining = [budget]
 
     def text(var: Variable) -> tuple[str, int]:
         if var.owner is None:
-            return label_of(var), _ATOM
+            return leaf_text(var)
         if remaining[0] <= 0:
             return "…", _ATOM
         remaining[0] -= 1
@@ -95,9 +104,7 @@ def pformat(outputs, inputs=None, types: bool = False) -> str:
             emit(leaf, f"{'shared' if isinstance(leaf, SharedVariable) else 'x'}_{unnamed}")
 
     def ref(v: Variable) -> tuple[str, int]:
-        if v in names:
-            return names[v], _ATOM
-        return label_of(v), _ATOM
+        return (names[v], _ATOM) if v in names else leaf_text(v)
 
     for node in toposort(outs):
         rhs, _ = format_node(node.op, [ref(i) for i in node.inputs])

@@ -77,4 +77,7 @@ from .shape import (
     zeros_like,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+# The public names: functions and op classes, not the family modules (``gc.shape`` is no module);
+# ``random`` is the one namespace users reach through (``gc.random.normal``).
+__all__ = [n for n, v in dict(globals()).items() if not n.startswith("_") and not isinstance(v, type(random))]
+__all__.append("random")

@@ -26,7 +26,7 @@ class Op:
     name: str = "op"
     nin: int | None = 1  # number of inputs; None for variadic ops
     symbol: str | None = None  # infix/prefix symbol for printing, if any
-    precedence: int = 9  # Python-like binding strength for printing (9 = atom / call)
+    precedence: int = 11  # Python's binding strength of ``symbol`` (11: an atom or a call)
 
     def infer(self, *types: TensorType) -> list[TensorType]:
         raise NotImplementedError
@@ -76,22 +76,29 @@ def operands(*args) -> list[Variable]:
     return out
 
 
-def normalize_axis(axis: int, ndim: int, op: str) -> int:
+def normalize_axis(axis: int, x: Variable, op: str, new: int = 0) -> int:
+    """Check ``axis`` against ``x`` (or against ``x`` with ``new`` more axes, for ops that add
+    axes) and make it non-negative; errors name ``x``'s type."""
+    ndim = x.ndim + new
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise ShapeError(f"axis must be an int, got {axis!r}", op=op)
+        raise ShapeError(f"axis must be an int, got {axis!r} (input: {x.type})", op=op)
     if not -ndim <= axis < ndim:
-        raise ShapeError(f"axis {axis} is out of range for an input of {ndim} dimensions", op=op)
+        raise ShapeError(f"axis {axis} is out of range for {_dims(ndim)} (input: {x.type})", op=op)
     return int(axis) % ndim
 
 
-def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
+def _dims(ndim: int) -> str:
+    return f"{ndim} dimension" + ("" if ndim == 1 else "s")
+
+
+def normalize_axes(axis, x: Variable, op: str) -> tuple[int, ...]:
     """``None`` means every axis; an int or a tuple of ints is checked and made non-negative."""
     if axis is None:
-        return tuple(range(ndim))
+        return tuple(range(x.ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    norm = tuple(sorted(normalize_axis(a, ndim, op) for a in axes))
+    norm = tuple(sorted(normalize_axis(a, x, op) for a in axes))
     if len(set(norm)) != len(norm):
-        raise ShapeError(f"repeated axis in {axis!r}", op=op)
+        raise ShapeError(f"repeated axis in {axis!r} (input: {x.type})", op=op)
     return norm
 
 

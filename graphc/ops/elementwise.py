@@ -39,7 +39,7 @@ class Elementwise(Op):
     out: str = "promote"
     accepts: str | tuple[str, ...] = "bool int float"
     symbol: str | None = None
-    precedence: int = 9
+    precedence: int = 11
     doc: str = ""
 
     def __call__(self, *args) -> Variable:
@@ -105,12 +105,12 @@ _NUM = "int float"
 _ANY = "bool int float"
 
 # ----- arithmetic ------------------------------------------------------------------------------
-add = Elementwise("add", 2, np.add, accepts=_ANY, symbol="+", precedence=5, doc="x + y")
-sub = Elementwise("sub", 2, np.subtract, accepts=_NUM, symbol="-", precedence=5, doc="x - y")
-mul = Elementwise("mul", 2, np.multiply, accepts=_ANY, symbol="*", precedence=6, doc="x * y")
-div = Elementwise("div", 2, np.true_divide, out="float", accepts=_NUM, symbol="/", precedence=6, doc="x / y")
-pow = Elementwise("pow", 2, np.power, accepts=_NUM, symbol="**", precedence=8, doc="x ** y")
-neg = Elementwise("neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=7, doc="-x")
+add = Elementwise("add", 2, np.add, accepts=_ANY, symbol="+", precedence=7, doc="x + y")
+sub = Elementwise("sub", 2, np.subtract, accepts=_NUM, symbol="-", precedence=7, doc="x - y")
+mul = Elementwise("mul", 2, np.multiply, accepts=_ANY, symbol="*", precedence=8, doc="x * y")
+div = Elementwise("div", 2, np.true_divide, out="float", accepts=_NUM, symbol="/", precedence=8, doc="x / y")
+pow = Elementwise("pow", 2, np.power, accepts=_NUM, symbol="**", precedence=10, doc="x ** y")
+neg = Elementwise("neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=9, doc="-x")
 maximum = Elementwise("maximum", 2, np.maximum, doc="elementwise larger of x and y (NaN propagates)")
 minimum = Elementwise("minimum", 2, np.minimum, doc="elementwise smaller of x and y (NaN propagates)")
 abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|")
@@ -144,9 +144,9 @@ gt = Elementwise("gt", 2, np.greater, out="bool", symbol=">", precedence=4, doc=
 ge = Elementwise("ge", 2, np.greater_equal, out="bool", symbol=">=", precedence=4, doc="x >= y")
 eq = Elementwise("eq", 2, np.equal, out="bool", symbol="==", precedence=4, doc="x == y, elementwise")
 neq = Elementwise("neq", 2, np.not_equal, out="bool", symbol="!=", precedence=4, doc="x != y, elementwise")
-logical_and = Elementwise("logical_and", 2, np.logical_and, out="bool", accepts="bool", symbol="&", precedence=3)
-logical_or = Elementwise("logical_or", 2, np.logical_or, out="bool", accepts="bool", symbol="|", precedence=2)
-logical_not = Elementwise("logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=7)
+logical_and = Elementwise("logical_and", 2, np.logical_and, out="bool", accepts="bool", symbol="&", precedence=6)
+logical_or = Elementwise("logical_or", 2, np.logical_or, out="bool", accepts="bool", symbol="|", precedence=5)
+logical_not = Elementwise("logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=9)
 
 
 # ----- casts: one row per target dtype -------------------------------------------------------

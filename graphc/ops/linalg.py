@@ -19,13 +19,13 @@ class MatMul(Op):
     name = "matmul"
     nin = 2
     symbol = "@"
-    precedence = 6
+    precedence = 8
 
     def infer(self, a: TensorType, b: TensorType) -> list[TensorType]:
         if a.ndim == 0 or b.ndim == 0:
-            raise ShapeError("matmul needs operands of at least 1 dimension; use * for scalars")
+            raise ShapeError("needs operands of at least 1 dimension; use * for scalars")
         if "bool" in (a.dtype, b.dtype):
-            raise DTypeError("matmul does not take bool operands; cast them first")
+            raise DTypeError("does not take bool operands; cast them first")
         a_shape = (1,) + a.shape if a.ndim == 1 else a.shape
         b_shape = b.shape + (1,) if b.ndim == 1 else b.shape
         k_a, k_b = a_shape[-1], b_shape[-2]

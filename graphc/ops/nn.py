@@ -26,7 +26,7 @@ class Softmax(Op):
 
     def infer(self, x: TensorType) -> list[TensorType]:
         if not 0 <= self.axis < x.ndim:
-            raise ShapeError(f"axis {self.axis} is out of range for {x.ndim} dimensions")
+            raise ShapeError(f"axis {self.axis} is out of range")
         return [TensorType(float_result(x.dtype), x.shape)]
 
     def perform(self, x):
@@ -44,13 +44,13 @@ class Softmax(Op):
 def softmax(x, axis: int = -1) -> Variable:
     """Softmax along ``axis`` (the last by default)."""
     x = as_variable(x)
-    return apply1(Softmax(normalize_axis(axis, x.ndim, "softmax")), x)
+    return apply1(Softmax(normalize_axis(axis, x, "softmax")), x)
 
 
 def log_softmax(x, axis: int = -1) -> Variable:
     """``log(softmax(x))`` along ``axis``, computed stably."""
     x = as_variable(x)
-    return apply1(Softmax(normalize_axis(axis, x.ndim, "log_softmax"), log=True), x)
+    return apply1(Softmax(normalize_axis(axis, x, "log_softmax"), log=True), x)
 
 
 def _pair(value, what: str, op: str, minimum: int) -> tuple[int, int]:

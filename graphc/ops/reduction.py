@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from ..errors import ShapeError
 from ..graph import Variable, apply1
@@ -33,7 +32,12 @@ class ReduceKind:
 
 
 def _logsumexp(x, axis, keepdims):
-    return special.logsumexp(x, axis=axis, keepdims=keepdims)
+    """log(sum(exp(x))) shifted by the max, so it neither overflows nor turns inf - inf into NaN."""
+    shift = np.max(x, axis=axis, keepdims=True) if x.size else np.zeros((1,) * x.ndim, x.dtype)
+    shift = np.where(np.isfinite(shift), shift, 0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 SUM = ReduceKind("sum", np.sum, "sum")
@@ -110,7 +114,7 @@ class Argmax(Op):
 
 def _reduce(kind: ReduceKind, x, axis, keepdims) -> Variable:
     x = as_variable(x)
-    return apply1(Reduce(kind, normalize_axes(axis, x.ndim, kind.name), bool(keepdims)), x)
+    return apply1(Reduce(kind, normalize_axes(axis, x, kind.name), bool(keepdims)), x)
 
 
 def sum(x, axis=None, keepdims=False) -> Variable:
@@ -146,4 +150,4 @@ def logsumexp(x, axis=None, keepdims=False) -> Variable:
 def argmax(x, axis=None, keepdims=False) -> Variable:
     """Index of the largest entry over ``axis`` (the first one on ties, as in NumPy)."""
     x = as_variable(x)
-    return apply1(Argmax(normalize_axes(axis, x.ndim, "argmax"), bool(keepdims)), x)
+    return apply1(Argmax(normalize_axes(axis, x, "argmax"), bool(keepdims)), x)

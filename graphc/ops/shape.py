@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DTypeError, GraphcError, ShapeError
+from ..errors import DTypeError, IndexingError, ShapeError, UsageError
 from ..graph import Variable, apply1
 from ..types import TensorType, as_dtype, promote
 from .base import (
@@ -32,7 +32,7 @@ class ShapeDim(Op):
 
     def infer(self, x: TensorType) -> list[TensorType]:
         if not 0 <= self.axis < x.ndim:
-            raise ShapeError(f"axis {self.axis} is out of range for {x.ndim} dimensions")
+            raise ShapeError(f"axis {self.axis} is out of range")
         return [TensorType("int64", ())]
 
     def perform(self, x):
@@ -45,7 +45,7 @@ class ShapeDim(Op):
 def shape_dim(x, axis: int) -> Variable:
     """``x.shape[axis]`` as a symbolic int64 scalar."""
     x = as_variable(x)
-    return apply1(ShapeDim(normalize_axis(axis, x.ndim, "shape")), x)
+    return apply1(ShapeDim(normalize_axis(axis, x, "shape")), x)
 
 
 # ----- permutations and unit axes --------------------------------------------------------------
@@ -69,7 +69,7 @@ class DimShuffle(Op):
     def infer(self, x: TensorType) -> list[TensorType]:
         kept = [o for o in self.order if o != "x"]
         if sorted(kept) != sorted(set(kept)) or any(not 0 <= o < x.ndim for o in kept):
-            raise ShapeError(f"invalid axis order {self.order} for an input of {x.ndim} dimensions")
+            raise ShapeError(f"invalid axis order {self.order} for an input of {x.ndim} dimension(s)")
         for axis in set(range(x.ndim)) - set(kept):
             if x.shape[axis] not in (1, None):
                 raise ShapeError(
@@ -96,9 +96,7 @@ class DimShuffle(Op):
 def transpose(x, axes=None) -> Variable:
     """Permute axes; by default reverse them (``x.T``)."""
     x = as_variable(x)
-    order = (
-        tuple(reversed(range(x.ndim))) if axes is None else tuple(normalize_axis(a, x.ndim, "transpose") for a in axes)
-    )
+    order = tuple(reversed(range(x.ndim))) if axes is None else tuple(normalize_axis(a, x, "transpose") for a in axes)
     if sorted(order) != list(range(x.ndim)):
         raise ShapeError(f"axes {axes} are not a permutation of the {x.ndim} axes", op="transpose")
     return x if order == tuple(range(x.ndim)) else apply1(DimShuffle(order), x)
@@ -107,7 +105,7 @@ def transpose(x, axes=None) -> Variable:
 def expand_dims(x, axis: int) -> Variable:
     """Insert a new axis of length 1 at ``axis``."""
     x = as_variable(x)
-    axis = normalize_axis(axis, x.ndim + 1, "expand_dims")
+    axis = normalize_axis(axis, x, "expand_dims", new=1)
     order: list[int | str] = list(range(x.ndim))
     order.insert(axis, "x")
     return apply1(DimShuffle(tuple(order)), x)
@@ -119,7 +117,7 @@ def squeeze(x, axis=None) -> Variable:
     if axis is None:
         drop = {i for i, d in enumerate(x.type.shape) if d == 1}
     else:
-        drop = {normalize_axis(a, x.ndim, "squeeze") for a in ((axis,) if isinstance(axis, int) else axis)}
+        drop = {normalize_axis(a, x, "squeeze") for a in ((axis,) if isinstance(axis, int) else axis)}
     return apply1(DimShuffle(tuple(i for i in range(x.ndim) if i not in drop)), x)
 
 
@@ -269,7 +267,7 @@ class Concatenate(Op):
 
     def infer(self, *types: TensorType) -> list[TensorType]:
         if types and not 0 <= self.axis < types[0].ndim:
-            raise ShapeError(f"axis {self.axis} is out of range for {types[0].ndim} dimensions")
+            raise ShapeError(f"axis {self.axis} is out of range")
         dtype, shape = _join_types(types, self.axis, new_axis=False)
         return [TensorType(dtype, tuple(shape))]
 
@@ -302,7 +300,7 @@ class Stack(Op):
 
 def _as_list_of_variables(xs, op: str) -> list[Variable]:
     if isinstance(xs, Variable):
-        raise GraphcError(f"{op} takes a list of variables, got a single variable", op=op)
+        raise UsageError("takes a list of variables, got a single variable", op=op)
     from .base import operands
 
     return operands(*xs)
@@ -313,7 +311,7 @@ def concatenate(xs, axis: int = 0) -> Variable:
     xs = _as_list_of_variables(xs, "concatenate")
     if not xs:
         raise ShapeError("needs at least one input", op="concatenate")
-    return apply1(Concatenate(normalize_axis(axis, xs[0].ndim, "concatenate")), *xs)
+    return apply1(Concatenate(normalize_axis(axis, xs[0], "concatenate")), *xs)
 
 
 def stack(xs, axis: int = 0) -> Variable:
@@ -321,7 +319,7 @@ def stack(xs, axis: int = 0) -> Variable:
     xs = _as_list_of_variables(xs, "stack")
     if not xs:
         raise ShapeError("needs at least one input", op="stack")
-    return apply1(Stack(normalize_axis(axis, xs[0].ndim + 1, "stack")), *xs)
+    return apply1(Stack(normalize_axis(axis, xs[0], "stack", new=1)), *xs)
 
 
 # ----- indexing -------------------------------------------------------------------------------
@@ -339,7 +337,7 @@ class GetItem(Op):
     def infer(self, x: TensorType) -> list[TensorType]:
         consumed = sum(1 for e in self.index if e[0] != "new")
         if consumed > x.ndim:
-            raise ShapeError(f"too many indices ({consumed}) for an input of {x.ndim} dimensions")
+            raise ShapeError(f"too many indices ({consumed}) for an input of {x.ndim} dimension(s)")
         shape, axis = [], 0
         for entry in self.index:
             if entry[0] == "new":
@@ -382,7 +380,7 @@ class Take(Op):
         if idx.dtype != "int64":
             raise DTypeError(f"indices must be int64, got {idx.dtype}")
         if not 0 <= self.axis < x.ndim:
-            raise ShapeError(f"axis {self.axis} is out of range for {x.ndim} dimensions")
+            raise ShapeError(f"axis {self.axis} is out of range")
         return [TensorType(x.dtype, x.shape[: self.axis] + idx.shape + x.shape[self.axis + 1 :])]
 
     def perform(self, x, idx):
@@ -396,7 +394,7 @@ def take(x, indices, axis: int = 0) -> Variable:
     """Entries of ``x`` at ``indices`` (int64, any shape) along ``axis``; negative indices wrap."""
     x = as_variable(x)
     indices = as_variable(indices)
-    return apply1(Take(normalize_axis(axis, x.ndim, "take")), x, indices)
+    return apply1(Take(normalize_axis(axis, x, "take")), x, indices)
 
 
 def getitem(x: Variable, index) -> Variable:
@@ -408,23 +406,23 @@ def getitem(x: Variable, index) -> Variable:
         if len(arrays) > 1 or any(
             not (isinstance(e, slice) and e == slice(None)) for i, e in enumerate(entries) if i != arrays[0]
         ):
-            raise GraphcError(
+            raise IndexingError(
                 "indexing with an array is supported on one axis with full slices elsewhere (x[:, idx]); "
                 "use gc.take or gc.one_hot for other gathers",
                 op="getitem",
             )
         idx = as_variable(entries[arrays[0]])
         if idx.dtype == "bool":
-            raise GraphcError(
+            raise IndexingError(
                 "boolean mask indexing gives a shape known only at run time; use gc.where(mask, x, 0)",
                 op="getitem",
             )
         if idx.dtype != "int64":
-            raise DTypeError(f"index arrays must be int64, got {idx.dtype}", op="getitem")
+            raise IndexingError(f"index arrays must be int64, got {idx.dtype}", op="getitem")
         return take(x, idx, axis=arrays[0])
     if Ellipsis in entries:
         if entries.count(Ellipsis) > 1:
-            raise GraphcError("an index can only have a single ellipsis", op="getitem")
+            raise IndexingError("an index can only have a single ellipsis", op="getitem")
         at = entries.index(Ellipsis)
         consumed = sum(1 for e in entries if e is not None and e is not Ellipsis)
         entries = entries[:at] + (slice(None),) * max(x.ndim - consumed, 0) + entries[at + 1 :]
@@ -437,12 +435,12 @@ def getitem(x: Variable, index) -> Variable:
         elif isinstance(e, slice):
             parts = (e.start, e.stop, e.step)
             if not all(p is None or isinstance(p, (int, np.integer)) for p in parts):
-                raise GraphcError(f"slice bounds must be ints, got {e}", op="getitem")
+                raise IndexingError(f"slice bounds must be ints, got {e}", op="getitem")
             if e.step == 0:
-                raise GraphcError("slice step cannot be zero", op="getitem")
+                raise IndexingError("slice step cannot be zero", op="getitem")
             norm.append(("slice",) + tuple(None if p is None else int(p) for p in parts))
         else:
-            raise GraphcError(f"unsupported index {e!r}", op="getitem")
+            raise IndexingError(f"unsupported index {e!r}", op="getitem")
     return apply1(GetItem(tuple(norm)), x)
 
 
