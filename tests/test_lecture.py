@@ -6,15 +6,11 @@ import importlib.util
 import pathlib
 
 import numpy as np
+from helpers import lecture
 
 import graphc as gc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def lecture():
-    x1, x2 = gc.scalar("x1"), gc.scalar("x2")
-    return x1, x2, x1 * x2 + gc.exp(x1 * x2) - gc.sin(x2)
 
 
 def test_lecture_function_has_seven_variables():
