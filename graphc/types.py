@@ -99,6 +99,23 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
+def unknown_broadcast_checks(inputs: list[Shape], output: Shape) -> list[tuple[int, int, int]]:
+    """The run-time checks that keep graphc's broadcasting rule: a dimension whose length is
+    unknown (``None``) never broadcasts, so it must equal the output's length at run time.
+
+    Returns (input position, input axis, output axis) triples. The rule is what lets gradients
+    sum back to an input's shape from static types alone, as in PyTensor; a dimension meant to
+    broadcast is declared with length 1.
+    """
+    checks = []
+    for k, shape in enumerate(inputs):
+        offset = len(output) - len(shape)
+        for axis, dim in enumerate(shape):
+            if dim is None:
+                checks.append((k, axis, axis + offset))
+    return checks
+
+
 def format_shape(shape: Shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 

@@ -732,6 +732,27 @@ def test_add_of_unknown_lengths_that_do_not_broadcast_at_run_time():
     check(info.value, gc.EvaluationError, tag="runtime-add", op="add", parts=("float64(3,)", "float64(4,)"))
 
 
+def test_unknown_length_that_is_1_at_run_time_does_not_broadcast():
+    """A None dimension never broadcasts (so gradients can sum back from static types); the
+    message says to declare the dimension as 1."""
+    x = gc.matrix("x")
+    row = gc.matrix("row")
+    y = x + row  # @runtime-unknown-broadcast
+    f = gc.function([x, row], y)
+    with pytest.raises(gc.EvaluationError) as info:
+        f(np.ones((3, 2)), np.ones((1, 2)))
+    check(
+        info.value,
+        gc.EvaluationError,
+        tag="runtime-unknown-broadcast",
+        op="add",
+        parts=("input 2 has length 1 in axis 0", "float64(?, ?)", "declared as 1"),
+        label="created at",
+    )
+    declared = gc.matrix("declared", shape=(1, None))
+    np.testing.assert_array_equal(gc.function([x, declared], x + declared)(np.ones((3, 2)), np.ones((1, 2))), 2.0)
+
+
 def test_one_hot_with_an_out_of_range_class_at_run_time():
     labels = gc.vector("labels", dtype="int64")
     targets = gc.one_hot(labels, 3)  # @runtime-one-hot

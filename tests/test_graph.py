@@ -696,7 +696,7 @@ def random_dags(draw):
     entries = []
     for k in range(n_inputs):
         shape = draw(st.sampled_from([(), (n,), (m,), (n, m), (m, n)]))
-        declared = shape if static else tuple(None for _ in shape)
+        declared = shape if static else tuple(1 if d == 1 else None for d in shape)  # length-1 dims broadcast
         var = gc.tensor(f"x{k}", shape=declared)
         entries.append((var, ("input", k), shape, 2.0))
     for _ in range(draw(st.integers(1, 8))):

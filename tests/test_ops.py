@@ -45,9 +45,10 @@ def rng_for(*key) -> np.random.Generator:
 
 
 def symbolic(name: str, value: np.ndarray, known: bool = True) -> gc.Variable:
-    """An input of ``value``'s dtype and rank; its shape is static when ``known``, all ``None`` otherwise."""
+    """An input of ``value``'s dtype and rank; its shape is static when ``known``; otherwise every
+    dimension is ``None`` except those of length 1, which must be declared to broadcast."""
     value = np.asarray(value)
-    shape = value.shape if known else (None,) * value.ndim
+    shape = value.shape if known else tuple(1 if d == 1 else None for d in value.shape)
     return gc.tensor(name, shape=shape, dtype=value.dtype.name)
 
 

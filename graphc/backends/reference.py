@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import EvaluationError
 from ..graph import Constant, Variable, toposort
-from ..types import format_shape
+from ..types import format_shape, unknown_broadcast_checks
 
 
 def compile(leaves: list[Variable], outputs: list[Variable]):
@@ -35,13 +35,16 @@ def compile(leaves: list[Variable], outputs: list[Variable]):
         if getattr(node.op, "needs_rng", False):
             rng = np.random.default_rng(node.op.seed)
             perform = (lambda p, g: lambda *a: p(*a, rng=g))(perform, rng)
-        steps.append((perform, ins, outs, node))
+        checks = []
+        if getattr(node.op, "broadcasts", False):
+            checks = unknown_broadcast_checks([v.type.shape for v in node.inputs], node.outputs[0].type.shape)
+        steps.append((perform, ins, outs, node, checks))
     out_slots = [slot_of(v) for v in outputs]
     size = len(slot)
 
     # Free each intermediate after its last use, so peak memory follows the live set.
     last_use: dict[int, int] = {}
-    for k, (_, ins, _, _) in enumerate(steps):
+    for k, (_, ins, _, _, _) in enumerate(steps):
         for s in ins:
             last_use[s] = k
     keep = set(out_slots) | set(range(len(leaves))) | {s for s, _ in constants}
@@ -55,7 +58,7 @@ def compile(leaves: list[Variable], outputs: list[Variable]):
         storage[: len(values)] = values
         for s, value in constants:
             storage[s] = value
-        for k, (perform, ins, outs, node) in enumerate(steps):
+        for k, (perform, ins, outs, node, checks) in enumerate(steps):
             args = [storage[s] for s in ins]
             try:
                 results = perform(*args)
@@ -64,6 +67,16 @@ def compile(leaves: list[Variable], outputs: list[Variable]):
                 raise EvaluationError(
                     f"failed on inputs {shapes}: {err}", op=node.op.name, location=node.location
                 ) from err
+            for position, axis, out_axis in checks:
+                if args[position].shape[axis] != results[0].shape[out_axis]:
+                    raise EvaluationError(
+                        f"input {position + 1} has length {args[position].shape[axis]} in axis {axis}, which "
+                        f"broadcasts to {results[0].shape[out_axis]}, but its type {node.inputs[position].type} "
+                        "leaves that length unknown; only dimensions declared as 1 broadcast "
+                        "(e.g. gc.matrix(shape=(1, None)))",
+                        op=node.op.name,
+                        location=node.location,
+                    )
             for s, value, var in zip(outs, results, node.outputs):
                 if value.dtype.name != var.dtype or not var.type.accepts_shape(value.shape):
                     raise EvaluationError(

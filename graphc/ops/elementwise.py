@@ -41,6 +41,7 @@ class Elementwise(Op):
     symbol: str | None = None
     precedence: int = 11
     doc: str = ""
+    broadcasts = True  # inputs broadcast against each other (see types.unknown_broadcast_checks)
 
     def __call__(self, *args) -> Variable:
         if len(args) != self.nin:

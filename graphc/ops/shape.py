@@ -174,6 +174,7 @@ class BroadcastTo(Op):
 
     shape: tuple[int | None, ...]
     name = "broadcast_to"
+    broadcasts = True
 
     @property
     def nin(self) -> int:
