@@ -45,6 +45,7 @@ from .elementwise import (
     tanh,
     where,
 )
+from .indexing import GetItem, OneHot, Take, getitem, one_hot, take
 from .linalg import MatMul, dot, matmul
 from .nn import Conv2d, Pool2d, Softmax, avg_pool2d, conv2d, log_softmax, max_pool2d, softmax
 from .random import Random
@@ -53,25 +54,19 @@ from .shape import (
     BroadcastTo,
     Concatenate,
     DimShuffle,
-    GetItem,
-    OneHot,
     Reshape,
     ShapeDim,
     Stack,
-    Take,
     broadcast_to,
     concatenate,
     expand_dims,
     full,
-    getitem,
-    one_hot,
     ones,
     ones_like,
     reshape,
     shape_dim,
     squeeze,
     stack,
-    take,
     transpose,
     zeros,
     zeros_like,
