@@ -10,6 +10,7 @@ values::
     f(2.0, 5.0)  # array(22037.42471908)
 """
 
+from .autodiff import check_grad, grad, hessian, hvp, jacobian, jvp, numeric_grad, vjp
 from .errors import (
     ArityError,
     DTypeError,
@@ -29,6 +30,7 @@ from .graph import (
     SharedVariable,
     Variable,
     ancestors,
+    apply,
     clone_replace,
     constant,
     graph_inputs,

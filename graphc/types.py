@@ -116,6 +116,11 @@ def unknown_broadcast_checks(inputs: list[Shape], output: Shape) -> list[tuple[i
     return checks
 
 
+def shapes_compatible(a: Shape, b: Shape) -> bool:
+    """Whether two static shapes can describe the same value (``None`` matches any length)."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
 def format_shape(shape: Shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -140,8 +145,4 @@ class TensorType:
 
     def is_compatible(self, other: TensorType) -> bool:
         """Whether a value of type ``other`` can stand where this type is expected."""
-        return (
-            self.dtype == other.dtype
-            and len(self.shape) == len(other.shape)
-            and all(a is None or b is None or a == b for a, b in zip(self.shape, other.shape))
-        )
+        return self.dtype == other.dtype and shapes_compatible(self.shape, other.shape)

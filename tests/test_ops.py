@@ -9,10 +9,7 @@ here.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import itertools
-import pkgutil
 import warnings
 import zlib
 from typing import NamedTuple
@@ -20,13 +17,13 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import scipy.special
+from helpers import discovered_ops
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import graphc as gc
 import graphc.ops
-from graphc.ops.base import Op
 from graphc.ops.reduction import KINDS
 
 FLOATS = ("float32", "float64")
@@ -132,6 +129,7 @@ SPECS: dict[str, Spec] = {
     "relu": Spec(lambda x: np.maximum(x, 0), ("any",)),
     "softplus": Spec(lambda x: np.logaddexp(0, x), ("any",), True),
     "gelu": Spec(_gelu, ("any",), True),
+    "stop_gradient": Spec(lambda x: x, ("any",)),
     "lt": Spec(lambda x, y: x < y, ("grid", "grid")),
     "le": Spec(lambda x, y: x <= y, ("grid", "grid")),
     "gt": Spec(lambda x, y: x > y, ("grid", "grid")),
@@ -155,6 +153,7 @@ DOCUMENTED_KINDS = {
     "clip": ("int float",) * 3,
     "where": ("bool", "bool int float", "bool int float"),
     **dict.fromkeys(["logical_and", "logical_or", "logical_not"], "bool"),
+    "stop_gradient": "bool int float",
     **{f"cast_{d}": "bool int float" for d in DTYPES},
 }
 
@@ -1276,6 +1275,62 @@ def test_random_errors():
         gc.random.normal((gc.scalar("n"),))
 
 
+# ----- the ops derivatives need: scatters, split, im2col patches --------------------------------
+def test_split_cuts_where_concatenate_joins():
+    xv = np.arange(24.0).reshape(2, 12)
+    x = gc.matrix("x", shape=(2, None))
+    n = gc.scalar("n", dtype="int64")
+    pieces = gc.apply(graphc.ops.shape.Split(1, (3, None, 4)), [x, n])
+    assert [p.type.shape for p in pieces] == [(2, 3), (2, None), (2, 4)]
+    got = gc.function([x, n], list(pieces))(xv, 5)
+    for g, e in zip(got, np.split(xv, [3, 8], axis=1)):
+        check(g, e)
+    with pytest.raises(gc.EvaluationError):
+        gc.function([x, n], list(pieces))(xv, 4)
+
+
+def test_getitem_adjoint_writes_into_zeros():
+    gv = np.arange(6.0).reshape(2, 3)
+    g = gc.matrix("g", shape=(2, 3))
+    index = gc.matrix("x", shape=(5, 3))[1:5:2].owner.op.index
+    out = gc.apply(graphc.ops.indexing.GetItemAdjoint(index, (5, 3)), [g])[0]
+    expected = np.zeros((5, 3))
+    expected[1:5:2] = gv
+    check(evaluate(out, (g, gv)), expected)
+
+
+def test_take_adjoint_adds_repeated_indices():
+    gv = np.arange(12.0).reshape(4, 3)
+    g, idx = gc.matrix("g", shape=(4, 3)), gc.vector("i", dtype="int64")
+    out = gc.apply(graphc.ops.indexing.TakeAdjoint(0, (5, 3)), [g, idx])[0]
+    iv = np.array([1, 4, 1, -1])
+    expected = np.zeros((5, 3))
+    np.add.at(expected, iv, gv)
+    check(evaluate(out, (g, gv), (idx, iv)), expected)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [((2, 2), (1, 1), (0, 0)), ((3, 2), (2, 1), (1, 2))])
+def test_patches_and_their_adjoint(kernel, stride, padding):
+    """Patches against a loop; the adjoint satisfies <P x, y> = <x, P* y>, the definition of an adjoint."""
+    rng = np.random.default_rng(0)
+    xv = rng.normal(size=(2, 3, 6, 5))
+    x = gc.tensor("x", shape=(2, 3, 6, 5))
+    patches = gc.apply(graphc.ops.nn.Patches(kernel, stride, padding), [x])[0]
+    pv = evaluate(patches, (x, xv))
+    padded = np.pad(xv, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    ho, wo = pv.shape[2:4]
+    for p in range(ho):
+        for q in range(wo):
+            window = padded[:, :, p * stride[0] : p * stride[0] + kernel[0], q * stride[1] : q * stride[1] + kernel[1]]
+            np.testing.assert_array_equal(pv[:, :, p, q], window)
+    yv = rng.normal(size=pv.shape)
+    y = gc.tensor("y", shape=pv.shape)
+    adjoint = gc.apply(graphc.ops.nn.PatchesAdjoint(kernel, stride, padding, (6, 5)), [y])[0]
+    av = evaluate(adjoint, (y, yv))
+    assert av.shape == xv.shape
+    np.testing.assert_allclose(np.sum(pv * yv), np.sum(xv * av), rtol=1e-12)
+
+
 # ----- coverage guard ----------------------------------------------------------------------------
 #: Every op (and every variant of a parametrized op) -> the tests here that check it against numpy.
 TESTED = {
@@ -1291,6 +1346,11 @@ TESTED = {
     "OneHot": [test_one_hot, test_one_hot_default_and_errors],
     "Argmax": [test_reduction, test_reduction_of_ints_and_bools, test_argmax_takes_the_first_maximum],
     "Conv2d": [test_conv2d, test_conv2d_promotes_and_checks],
+    "Split": [test_split_cuts_where_concatenate_joins],
+    "GetItemAdjoint": [test_getitem_adjoint_writes_into_zeros],
+    "TakeAdjoint": [test_take_adjoint_adds_repeated_indices],
+    "Patches": [test_patches_and_their_adjoint],
+    "PatchesAdjoint": [test_patches_and_their_adjoint],
     **{f"Reduce:{k}": [test_reduction, test_reduction_of_ints_and_bools] for k in REDUCTIONS if k != "argmax"},
     "Softmax:softmax": [test_softmax, test_softmax_default_axis_and_large_inputs],
     "Softmax:log_softmax": [test_softmax, test_softmax_default_axis_and_large_inputs],
@@ -1299,38 +1359,6 @@ TESTED = {
     **{f"Random:{k}": [test_random_shapes_dtypes_and_moments, test_random_seeds] for k in RANDOMS},
     **{f"Elementwise:{k}": [test_elementwise, test_elementwise_broadcasting] for k in SPECS},
 }
-
-
-def _variants(cls) -> list[str]:
-    """The op names a parametrized op class stands for; a plain op is its class name."""
-    name = cls.__name__
-    if cls is graphc.ops.Elementwise:
-        return [f"{name}:{row.name}" for row in gc.ELEMENTWISE]
-    if cls is graphc.ops.Reduce:
-        return [f"{name}:{kind.name}" for kind in KINDS]
-    if cls is graphc.ops.Softmax:
-        return [f"{name}:{cls(0, log=log).name}" for log in (False, True)]
-    if cls is graphc.ops.Pool2d:
-        return [f"{name}:{cls(kind, (1, 1), (1, 1)).name}" for kind in ("max", "avg")]
-    if cls is graphc.ops.Random:
-        distributions = [
-            n
-            for n, f in inspect.getmembers(graphc.ops.random, inspect.isfunction)
-            if f.__module__ == graphc.ops.random.__name__ and not n.startswith("_")
-        ]
-        return [f"{name}:{d}" for d in distributions]
-    return [name]
-
-
-def discovered_ops() -> set[str]:
-    """Every op graphc.ops defines: Op subclasses of every submodule, expanded into their variants."""
-    found = set()
-    for info in pkgutil.iter_modules(graphc.ops.__path__):
-        module = importlib.import_module(f"graphc.ops.{info.name}")
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Op) and cls is not Op and cls.__module__ == module.__name__:
-                found.update(_variants(cls))
-    return found
 
 
 def test_every_op_is_covered():

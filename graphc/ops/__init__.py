@@ -40,6 +40,7 @@ from .elementwise import (
     softplus,
     sqrt,
     square,
+    stop_gradient,
     sub,
     tan,
     tanh,

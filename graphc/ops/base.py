@@ -37,6 +37,17 @@ class Op:
     def format_params(self) -> list[str]:
         return []
 
+    # ----- derivative rules (graphc.autodiff calls these) ------------------------------------
+    def vjp(self, inputs, outputs, cotangents) -> list:
+        """Reverse mode: the cotangent of each input (None for zero), given the outputs' cotangents
+        (None where an output has none). Built as a graph, so it can be differentiated again."""
+        raise NotImplementedError(f"{self.name} has no VJP rule")
+
+    def jvp(self, inputs, outputs, tangents) -> list:
+        """Forward mode: the tangent of each output (None for zero), given the inputs' tangents
+        (None where an input has none)."""
+        raise NotImplementedError(f"{self.name} has no JVP rule")
+
     def format_call(self, args: list[str]) -> str:
         """How a node of this op prints, given its inputs' names: ``name(inputs, params)``."""
         return f"{self.name}({', '.join(args + self.format_params())})"
@@ -44,6 +55,16 @@ class Op:
     def __call__(self, *inputs: Variable):
         outs = apply(self, [as_variable(i) for i in inputs])
         return outs[0] if len(outs) == 1 else outs
+
+
+def no_vjp(self, inputs, outputs, cotangents) -> list:
+    """The VJP of ops whose outputs are piecewise constant or integer: no cotangent flows back."""
+    return [None] * len(inputs)
+
+
+def no_jvp(self, inputs, outputs, tangents) -> list:
+    """The JVP of ops whose outputs are piecewise constant or integer: no tangent flows on."""
+    return [None] * len(outputs)
 
 
 def as_variable(value, dtype=None) -> Variable:

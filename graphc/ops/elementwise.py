@@ -17,7 +17,7 @@ from scipy import special
 
 from ..errors import DTypeError, ShapeError
 from ..graph import Variable, apply1
-from ..types import DTYPES, TensorType, broadcast_shapes, float_result, promote
+from ..types import DTYPES, TensorType, broadcast_shapes, float_result, is_float, promote
 from .base import Op, operands
 
 _KIND_OF = {"bool": "bool", "int64": "int", "float32": "float", "float64": "float"}
@@ -41,6 +41,7 @@ class Elementwise(Op):
     symbol: str | None = None
     precedence: int = 11
     doc: str = ""
+    d: tuple[Callable | None, ...] | None = None  # local partials, one per input: f(*inputs, out)
     broadcasts = True  # inputs broadcast against each other (see types.unknown_broadcast_checks)
 
     def __call__(self, *args) -> Variable:
@@ -85,6 +86,36 @@ class Elementwise(Op):
             result = result.astype(dtype)
         return (result,)
 
+    # ----- derivatives: both modes come from the row's local partials ------------------------
+    def partials(self, inputs, out) -> list:
+        """The local partial derivatives d out / d input_i as graphs (None: zero, +-1: itself).
+
+        They are what forward and reverse mode multiply by, and what a trace writes on an edge.
+        """
+        if self.d is None or not is_float(out.dtype):
+            return [None] * self.nin
+        return [None if f is None or not is_float(x.dtype) else f(*inputs, out) for f, x in zip(self.d, inputs)]
+
+    def vjp(self, inputs, outputs, cotangents) -> list:
+        from .calculus import sum_to, times
+
+        (g,), (out,) = cotangents, outputs
+        grads = [times(g, p) for p in self.partials(inputs, out)]
+        return [None if gi is None else sum_to(gi, x) for gi, x in zip(grads, inputs)]
+
+    def jvp(self, inputs, outputs, tangents) -> list:
+        from .calculus import fit_tangent, times
+
+        (out,) = outputs
+        terms = [times(t, p) for t, p in zip(tangents, self.partials(inputs, out))]
+        terms = [t for t in terms if t is not None]
+        if not terms:
+            return [None]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return [fit_tangent(total, out)]
+
 
 def _gelu(x):
     return 0.5 * x * (1 + special.erf(x * np.asarray(1 / np.sqrt(2), x.dtype)))
@@ -105,40 +136,132 @@ def _clip(x, lo, hi):
 _NUM = "int float"
 _ANY = "bool int float"
 
+
+def _indicator(condition, like):
+    return cast(condition, like.dtype)
+
+
+_SQRT_2_OVER_PI = 2 / np.sqrt(np.pi)
+_INV_SQRT_2 = 1 / np.sqrt(2)
+_INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
+
+# Each row's ``d`` holds one function per input giving d out / d input from (*inputs, out).
+# Conventions at kinks are PyTorch's and JAX's: relu'(0) = 0, abs'(0) = 0, ties of maximum and
+# minimum split the derivative evenly, sqrt'(0) = inf, clip passes the gradient at its bounds.
+
 # ----- arithmetic ------------------------------------------------------------------------------
-add = Elementwise("add", 2, np.add, accepts=_ANY, symbol="+", precedence=7, doc="x + y")
-sub = Elementwise("sub", 2, np.subtract, accepts=_NUM, symbol="-", precedence=7, doc="x - y")
-mul = Elementwise("mul", 2, np.multiply, accepts=_ANY, symbol="*", precedence=8, doc="x * y")
-div = Elementwise("div", 2, np.true_divide, out="float", accepts=_NUM, symbol="/", precedence=8, doc="x / y")
-pow = Elementwise("pow", 2, np.power, accepts=_NUM, symbol="**", precedence=10, doc="x ** y")
-neg = Elementwise("neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=9, doc="-x")
-maximum = Elementwise("maximum", 2, np.maximum, doc="elementwise larger of x and y (NaN propagates)")
-minimum = Elementwise("minimum", 2, np.minimum, doc="elementwise smaller of x and y (NaN propagates)")
-abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|")
+add = Elementwise(
+    "add", 2, np.add, accepts=_ANY, symbol="+", precedence=7, doc="x + y", d=(lambda x, y, o: 1, lambda x, y, o: 1)
+)
+sub = Elementwise(
+    "sub",
+    2,
+    np.subtract,
+    accepts=_NUM,
+    symbol="-",
+    precedence=7,
+    doc="x - y",
+    d=(lambda x, y, o: 1, lambda x, y, o: -1),
+)
+mul = Elementwise(
+    "mul", 2, np.multiply, accepts=_ANY, symbol="*", precedence=8, doc="x * y", d=(lambda x, y, o: y, lambda x, y, o: x)
+)
+div = Elementwise(
+    "div",
+    2,
+    np.true_divide,
+    out="float",
+    accepts=_NUM,
+    symbol="/",
+    precedence=8,
+    doc="x / y",
+    d=(lambda x, y, o: 1 / y, lambda x, y, o: -o / y),
+)
+pow = Elementwise(
+    "pow",
+    2,
+    np.power,
+    accepts=_NUM,
+    symbol="**",
+    precedence=10,
+    doc="x ** y",
+    d=(lambda x, y, o: y * x ** (y - 1), lambda x, y, o: where(eq(x, 0), 0, o * log(x))),
+)
+neg = Elementwise("neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=9, doc="-x", d=(lambda x, o: -1,))
+maximum = Elementwise(
+    "maximum",
+    2,
+    np.maximum,
+    doc="elementwise larger of x and y (NaN propagates)",
+    d=(lambda x, y, o: 0.5 * (1 + sign(x - y)), lambda x, y, o: 0.5 * (1 - sign(x - y))),
+)
+minimum = Elementwise(
+    "minimum",
+    2,
+    np.minimum,
+    doc="elementwise smaller of x and y (NaN propagates)",
+    d=(lambda x, y, o: 0.5 * (1 - sign(x - y)), lambda x, y, o: 0.5 * (1 + sign(x - y))),
+)
+abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|", d=(lambda x, o: sign(x),))
 sign = Elementwise("sign", 1, np.sign, accepts=_NUM, doc="-1, 0 or 1")
-square = Elementwise("square", 1, np.square, accepts=_NUM, doc="x * x")
-clip = Elementwise("clip", 3, _clip, accepts=_NUM, doc="x limited to [lo, hi]")
-where = Elementwise("where", 3, np.where, out="where", accepts=("bool", _ANY, _ANY), doc="a where cond else b")
+square = Elementwise("square", 1, np.square, accepts=_NUM, doc="x * x", d=(lambda x, o: 2 * x,))
+clip = Elementwise(
+    "clip",
+    3,
+    _clip,
+    accepts=_NUM,
+    doc="x limited to [lo, hi]",
+    d=(
+        lambda x, lo, hi, o: _indicator((x >= lo) & (x <= hi), o),
+        lambda x, lo, hi, o: _indicator(x < lo, o),
+        lambda x, lo, hi, o: _indicator(x > hi, o),
+    ),
+)
+where = Elementwise(
+    "where",
+    3,
+    np.where,
+    out="where",
+    accepts=("bool", _ANY, _ANY),
+    doc="a where cond else b",
+    d=(None, lambda c, a, b, o: _indicator(c, o), lambda c, a, b, o: _indicator(~c, o)),
+)
 
 # ----- floating-point functions ----------------------------------------------------------------
-exp = Elementwise("exp", 1, np.exp, out="float", doc="e ** x")
-log = Elementwise("log", 1, np.log, out="float", doc="natural logarithm")
-log1p = Elementwise("log1p", 1, np.log1p, out="float", doc="log(1 + x), accurate for small x")
-expm1 = Elementwise("expm1", 1, np.expm1, out="float", doc="exp(x) - 1, accurate for small x")
-sin = Elementwise("sin", 1, np.sin, out="float", doc="sine")
-cos = Elementwise("cos", 1, np.cos, out="float", doc="cosine")
-tan = Elementwise("tan", 1, np.tan, out="float", doc="tangent")
-tanh = Elementwise("tanh", 1, np.tanh, out="float", doc="hyperbolic tangent")
-sqrt = Elementwise("sqrt", 1, np.sqrt, out="float", doc="square root")
-erf = Elementwise("erf", 1, special.erf, out="float", doc="the error function")
+exp = Elementwise("exp", 1, np.exp, out="float", doc="e ** x", d=(lambda x, o: o,))
+log = Elementwise("log", 1, np.log, out="float", doc="natural logarithm", d=(lambda x, o: 1 / x,))
+log1p = Elementwise(
+    "log1p", 1, np.log1p, out="float", doc="log(1 + x), accurate for small x", d=(lambda x, o: 1 / (1 + x),)
+)
+expm1 = Elementwise("expm1", 1, np.expm1, out="float", doc="exp(x) - 1, accurate for small x", d=(lambda x, o: o + 1,))
+sin = Elementwise("sin", 1, np.sin, out="float", doc="sine", d=(lambda x, o: cos(x),))
+cos = Elementwise("cos", 1, np.cos, out="float", doc="cosine", d=(lambda x, o: -sin(x),))
+tan = Elementwise("tan", 1, np.tan, out="float", doc="tangent", d=(lambda x, o: 1 + o * o,))
+tanh = Elementwise("tanh", 1, np.tanh, out="float", doc="hyperbolic tangent", d=(lambda x, o: 1 - o * o,))
+sqrt = Elementwise("sqrt", 1, np.sqrt, out="float", doc="square root", d=(lambda x, o: 0.5 / o,))
+erf = Elementwise(
+    "erf", 1, special.erf, out="float", doc="the error function", d=(lambda x, o: _SQRT_2_OVER_PI * exp(-x * x),)
+)
 
 # ----- activations -----------------------------------------------------------------------------
-sigmoid = Elementwise("sigmoid", 1, special.expit, out="float", doc="1 / (1 + exp(-x)), computed stably")
-relu = Elementwise("relu", 1, _relu, accepts=_NUM, doc="max(x, 0)")
-softplus = Elementwise("softplus", 1, _softplus, out="float", doc="log(1 + exp(x)), computed stably")
-gelu = Elementwise("gelu", 1, _gelu, out="float", doc="x * Phi(x), the exact (erf) form")
+sigmoid = Elementwise(
+    "sigmoid", 1, special.expit, out="float", doc="1 / (1 + exp(-x)), computed stably", d=(lambda x, o: o * (1 - o),)
+)
+relu = Elementwise("relu", 1, _relu, accepts=_NUM, doc="max(x, 0)", d=(lambda x, o: _indicator(x > 0, o),))
+softplus = Elementwise(
+    "softplus", 1, _softplus, out="float", doc="log(1 + exp(x)), computed stably", d=(lambda x, o: sigmoid(x),)
+)
+gelu = Elementwise(
+    "gelu",
+    1,
+    _gelu,
+    out="float",
+    doc="x * Phi(x), the exact (erf) form",
+    d=(lambda x, o: 0.5 * (1 + erf(x * _INV_SQRT_2)) + x * exp(-0.5 * x * x) * _INV_SQRT_2PI,),
+)
+stop_gradient = Elementwise("stop_gradient", 1, lambda x: x, doc="x, through which no derivative flows")
 
-# ----- comparisons and logic ------------------------------------------------------------------
+# ----- comparisons and logic (piecewise constant: no derivative) ---------------------------
 lt = Elementwise("lt", 2, np.less, out="bool", symbol="<", precedence=4, doc="x < y")
 le = Elementwise("le", 2, np.less_equal, out="bool", symbol="<=", precedence=4, doc="x <= y")
 gt = Elementwise("gt", 2, np.greater, out="bool", symbol=">", precedence=4, doc="x > y")
@@ -150,18 +273,18 @@ logical_or = Elementwise("logical_or", 2, np.logical_or, out="bool", accepts="bo
 logical_not = Elementwise("logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=9)
 
 
-# ----- casts: one row per target dtype -------------------------------------------------------
+# ----- casts: one row per target dtype; float to float passes the derivative ----------------
 def _caster(dtype: str):
     return functools.partial(np.asarray, dtype=dtype)
 
 
-CASTS = {d: Elementwise(f"cast_{d}", 1, _caster(d), out=d, doc=f"to {d}") for d in DTYPES}
+CASTS = {d: Elementwise(f"cast_{d}", 1, _caster(d), out=d, doc=f"to {d}", d=(lambda x, o: 1,)) for d in DTYPES}
 
 #: Every elementwise op, for tables that must cover them all (tests, derivative rules, kernels).
 ALL = (
     add, sub, mul, div, pow, neg, maximum, minimum, abs, sign, square, clip, where,
     exp, log, log1p, expm1, sin, cos, tan, tanh, sqrt, erf,
-    sigmoid, relu, softplus, gelu,
+    sigmoid, relu, softplus, gelu, stop_gradient,
     lt, le, gt, ge, eq, neq, logical_and, logical_or, logical_not,
     *CASTS.values(),
 )  # fmt: skip

@@ -10,7 +10,17 @@ import numpy as np
 from ..errors import DTypeError, IndexingError, ShapeError
 from ..graph import Variable, apply1
 from ..types import TensorType, as_dtype
-from .base import Op, as_variable, normalize_axis
+from .base import (
+    Op,
+    as_variable,
+    check_shape_inputs,
+    fill_shape,
+    format_shape_argument,
+    no_jvp,
+    no_vjp,
+    normalize_axis,
+    shape_argument,
+)
 
 
 # ----- indexing -------------------------------------------------------------------------------
@@ -44,8 +54,18 @@ class GetItem(Op):
         return [TensorType(x.dtype, tuple(shape) + x.shape[axis:])]
 
     def perform(self, x):
-        index = tuple(e[1] if e[0] == "int" else slice(*e[1:]) if e[0] == "slice" else None for e in self.index)
-        return (np.asarray(x[index]),)
+        return (np.asarray(x[self.numpy_index()]),)
+
+    def numpy_index(self) -> tuple:
+        return tuple(e[1] if e[0] == "int" else slice(*e[1:]) if e[0] == "slice" else None for e in self.index)
+
+    def vjp(self, inputs, outputs, cotangents):
+        (x,), (g,) = inputs, cotangents
+        static, dynamic = shape_argument(x.shape, "getitem")
+        return [apply1(GetItemAdjoint(self.index, static), g, *dynamic)]
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0])]
 
     def format_params(self) -> list[str]:
         def one(e):
@@ -79,6 +99,86 @@ class Take(Op):
 
     def format_params(self) -> list[str]:
         return [f"axis={self.axis}"]
+
+    def vjp(self, inputs, outputs, cotangents):
+        (x, idx), (g,) = inputs, cotangents
+        static, dynamic = shape_argument(x.shape, "take")
+        return [apply1(TakeAdjoint(self.axis, static), g, idx, *dynamic), None]
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0], inputs[1])]
+
+
+# ----- adjoints of the gathers: scatters into zeros -------------------------------------------
+@dataclass(frozen=True)
+class GetItemAdjoint(Op):
+    """Zeros of ``shape`` with ``g`` written at ``index``: the VJP of basic indexing.
+
+    ``None`` entries of ``shape`` come from int64 scalar inputs. It is linear in ``g``, so its own
+    VJP is the indexing it undoes, and derivatives go to any order.
+    """
+
+    index: tuple[tuple, ...]
+    shape: tuple[int | None, ...]
+    name = "getitem_adjoint"
+
+    @property
+    def nin(self) -> int:
+        return 1 + self.shape.count(None)
+
+    def infer(self, g: TensorType, *dims: TensorType) -> list[TensorType]:
+        check_shape_inputs(dims, self.name)
+        return [TensorType(g.dtype, self.shape)]
+
+    def perform(self, g, *dims):
+        out = np.zeros(fill_shape(self.shape, dims), dtype=g.dtype)
+        out[GetItem(self.index).numpy_index()] = g
+        return (out,)
+
+    def format_call(self, args: list[str]) -> str:
+        index = GetItem(self.index).format_params()[0]
+        return f"getitem_adjoint({args[0]}, {index}, shape={format_shape_argument(self.shape, args[1:])})"
+
+    def vjp(self, inputs, outputs, cotangents):
+        return [apply1(GetItem(self.index), cotangents[0])] + [None] * (len(inputs) - 1)
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0], *inputs[1:])]
+
+
+@dataclass(frozen=True)
+class TakeAdjoint(Op):
+    """Zeros of ``shape`` with ``g`` added at ``idx`` along ``axis`` (repeated indices add up):
+    the VJP of take, e.g. of an embedding look-up."""
+
+    axis: int
+    shape: tuple[int | None, ...]
+    name = "take_adjoint"
+
+    @property
+    def nin(self) -> int:
+        return 2 + self.shape.count(None)
+
+    def infer(self, g: TensorType, idx: TensorType, *dims: TensorType) -> list[TensorType]:
+        check_shape_inputs(dims, self.name)
+        if idx.dtype != "int64":
+            raise DTypeError(f"indices must be int64, got {idx.dtype}")
+        return [TensorType(g.dtype, self.shape)]
+
+    def perform(self, g, idx, *dims):
+        out = np.zeros(fill_shape(self.shape, dims), dtype=g.dtype)
+        np.add.at(out, (slice(None),) * self.axis + (idx,), g)
+        return (out,)
+
+    def format_call(self, args: list[str]) -> str:
+        shape = format_shape_argument(self.shape, args[2:])
+        return f"take_adjoint({args[0]}, {args[1]}, axis={self.axis}, shape={shape})"
+
+    def vjp(self, inputs, outputs, cotangents):
+        return [take(cotangents[0], inputs[1], self.axis), None] + [None] * (len(inputs) - 2)
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0], *inputs[1:])]
 
 
 def take(x, indices, axis: int = 0) -> Variable:
@@ -143,6 +243,8 @@ class OneHot(Op):
     num_classes: int
     dtype: str = "float64"
     name = "one_hot"
+    vjp = no_vjp
+    jvp = no_jvp
 
     def infer(self, idx: TensorType) -> list[TensorType]:
         if idx.dtype != "int64":

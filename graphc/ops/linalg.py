@@ -41,6 +41,35 @@ class MatMul(Op):
     def perform(self, a, b):
         return (np.asarray(np.matmul(a, b)),)
 
+    def vjp(self, inputs, outputs, cotangents):
+        """ga = g @ b^T and gb = a^T @ g on the operands seen as (batched) matrices, each summed
+        back over broadcast batch axes and returned to its operand's rank."""
+        from .calculus import sum_to
+        from .shape import expand_dims, reshape
+
+        (a, b), (g,) = inputs, cotangents
+        a2 = a if a.ndim > 1 else expand_dims(a, 0)
+        b2 = b if b.ndim > 1 else expand_dims(b, -1)
+        g2 = g if a.ndim > 1 else expand_dims(g, -2 if g.ndim else 0)
+        g2 = g2 if b.ndim > 1 else expand_dims(g2, -1)
+        ga = sum_to(matmul(g2, _swap_last(b2)), a2)
+        gb = sum_to(matmul(_swap_last(a2), g2), b2)
+        return [ga if a.ndim > 1 else reshape(ga, a.shape), gb if b.ndim > 1 else reshape(gb, b.shape)]
+
+    def jvp(self, inputs, outputs, tangents):
+        (a, b), (ta, tb) = inputs, tangents
+        terms = [matmul(ta, b) if ta is not None else None, matmul(a, tb) if tb is not None else None]
+        terms = [t for t in terms if t is not None]
+        return [terms[0] if len(terms) == 1 else terms[0] + terms[1]]
+
+
+def _swap_last(x: Variable) -> Variable:
+    from .shape import transpose
+
+    order = list(range(x.ndim))
+    order[-2:] = order[-1], order[-2]
+    return transpose(x, order)
+
 
 _MATMUL = MatMul()
 

@@ -10,7 +10,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import DTypeError, ShapeError
 from ..graph import Variable, apply1
 from ..types import TensorType, float_result, is_float
-from .base import Op, as_variable, normalize_axis, operands
+from .base import (
+    Op,
+    as_variable,
+    check_shape_inputs,
+    fill_shape,
+    format_shape_argument,
+    normalize_axis,
+    operands,
+    shape_argument,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,24 @@ class Softmax(Op):
 
     def format_params(self) -> list[str]:
         return [f"axis={self.axis}"]
+
+    def vjp(self, inputs, outputs, cotangents):
+        from .elementwise import exp
+        from .reduction import sum
+
+        (y,), (g,) = outputs, cotangents
+        if self.log:
+            return [g - exp(y) * sum(g, axis=self.axis, keepdims=True)]
+        return [y * (g - sum(g * y, axis=self.axis, keepdims=True))]
+
+    def jvp(self, inputs, outputs, tangents):
+        from .elementwise import exp
+        from .reduction import sum
+
+        (y,), (t,) = outputs, tangents
+        if self.log:
+            return [t - sum(exp(y) * t, axis=self.axis, keepdims=True)]
+        return [y * (t - sum(t * y, axis=self.axis, keepdims=True))]
 
 
 def softmax(x, axis: int = -1) -> Variable:
@@ -91,15 +118,38 @@ class Conv2d(Op):
 
     def perform(self, x, w):
         dtype = np.result_type(x, w)
-        (ph, pw), (sh, sw) = self.padding, self.stride
-        if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        windows = sliding_window_view(x, w.shape[2:], axis=(2, 3))[:, :, ::sh, ::sw]
+        windows = _windows(x, w.shape[2:], self.stride, self.padding)
         out = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
         return (np.ascontiguousarray(out.transpose(0, 3, 1, 2), dtype=dtype),)
 
     def format_params(self) -> list[str]:
         return [f"stride={self.stride}", f"padding={self.padding}"]
+
+    def composite(self, x, w):
+        """The same convolution from simpler ops: im2col patches times the flattened filters."""
+        from .linalg import matmul
+        from .shape import reshape, transpose
+
+        patches = apply1(Patches(w.type.shape[2:], self.stride, self.padding), x)  # (N, C, Ho, Wo, kh, kw)
+        rows = transpose(patches, (0, 2, 3, 1, 4, 5))
+        n, ho, wo = rows.shape[:3]
+        cols = reshape(rows, (n, ho, wo, -1))
+        filters = reshape(w, (w.shape[0], -1))
+        return transpose(matmul(cols, transpose(filters)), (0, 3, 1, 2))
+
+    def vjp(self, inputs, outputs, cotangents):
+        from ..autodiff import vjp
+
+        if None in inputs[1].type.shape[2:]:
+            raise ShapeError("differentiating conv2d needs the kernel size in w's static shape")
+        return vjp(self.composite(*inputs), list(inputs), cotangents[0])
+
+    def jvp(self, inputs, outputs, tangents):
+        (x, w), (tx, tw) = inputs, tangents
+        terms = [conv2d(tx, w, self.stride, self.padding) if tx is not None else None]
+        terms.append(conv2d(x, tw, self.stride, self.padding) if tw is not None else None)
+        terms = [t for t in terms if t is not None]
+        return [terms[0] if len(terms) == 1 else terms[0] + terms[1]]
 
 
 def conv2d(x, w, stride=1, padding=0) -> Variable:
@@ -133,13 +183,114 @@ class Pool2d(Op):
         return [TensorType(x.dtype, (*x.shape[:2], *out))]
 
     def perform(self, x):
-        (sh, sw) = self.stride
-        windows = sliding_window_view(x, self.kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+        windows = _windows(x, self.kernel, self.stride, (0, 0))
         reduce = np.max if self.kind == "max" else np.mean
         return (np.ascontiguousarray(reduce(windows, axis=(4, 5)), dtype=x.dtype),)
 
     def format_params(self) -> list[str]:
         return [f"kernel={self.kernel}", f"stride={self.stride}"]
+
+    def composite(self, x):
+        """The same pooling from simpler ops: a max or mean over each window's patch, so ties of
+        max pooling split the gradient evenly, as ``max`` does."""
+        from .reduction import max, mean
+
+        patches = apply1(Patches(self.kernel, self.stride, (0, 0)), x)
+        return (max if self.kind == "max" else mean)(patches, axis=(4, 5))
+
+    def vjp(self, inputs, outputs, cotangents):
+        from ..autodiff import vjp
+
+        return vjp(self.composite(*inputs), list(inputs), cotangents[0])
+
+    def jvp(self, inputs, outputs, tangents):
+        from ..autodiff import jvp
+
+        return [jvp(self.composite(*inputs), list(inputs), tangents[0])]
+
+
+def _windows(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+    """A strided view of the (kh, kw) windows of NCHW ``x``: shape (N, C, Ho, Wo, kh, kw)."""
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return sliding_window_view(x, tuple(kernel), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+@dataclass(frozen=True)
+class Patches(Op):
+    """The (kh, kw) windows of NCHW ``x`` after zero padding, as (N, C, Ho, Wo, kh, kw) (im2col).
+
+    Convolution and pooling are differentiated through it: it is linear, its adjoint
+    (:class:`PatchesAdjoint`) adds the windows back, and each is the other's VJP.
+    """
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    name = "patches"
+
+    def infer(self, x: TensorType) -> list[TensorType]:
+        if x.ndim != 4:
+            raise ShapeError(f"needs x as (N, C, H, W), got a {x.ndim}-d input")
+        out = [_window_out(n, k, s, p) for n, k, s, p in zip(x.shape[2:], self.kernel, self.stride, self.padding)]
+        return [TensorType(x.dtype, (*x.shape[:2], *out, *self.kernel))]
+
+    def perform(self, x):
+        return (np.ascontiguousarray(_windows(x, self.kernel, self.stride, self.padding)),)
+
+    def format_params(self) -> list[str]:
+        return [f"kernel={self.kernel}", f"stride={self.stride}", f"padding={self.padding}"]
+
+    def vjp(self, inputs, outputs, cotangents):
+        (x,) = inputs
+        static, dynamic = shape_argument(x.shape[2:], "patches")
+        return [apply1(PatchesAdjoint(self.kernel, self.stride, self.padding, static), cotangents[0], *dynamic)]
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0])]
+
+
+@dataclass(frozen=True)
+class PatchesAdjoint(Op):
+    """Windows (N, C, Ho, Wo, kh, kw) added back into an (N, C, H, W) image (col2im); ``size`` is
+    (H, W), with ``None`` entries taken from int64 scalar inputs."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    size: tuple[int | None, int | None]
+    name = "patches_adjoint"
+
+    @property
+    def nin(self) -> int:
+        return 1 + self.size.count(None)
+
+    def infer(self, g: TensorType, *dims: TensorType) -> list[TensorType]:
+        check_shape_inputs(dims, self.name)
+        if g.ndim != 6:
+            raise ShapeError(f"needs windows as (N, C, Ho, Wo, kh, kw), got a {g.ndim}-d input")
+        return [TensorType(g.dtype, (*g.shape[:2], *self.size))]
+
+    def perform(self, g, *dims):
+        (h, w), (ph, pw), (sh, sw) = fill_shape(self.size, dims), self.padding, self.stride
+        ho, wo = g.shape[2:4]
+        out = np.zeros((*g.shape[:2], h + 2 * ph, w + 2 * pw), dtype=g.dtype)
+        for i in range(self.kernel[0]):
+            for j in range(self.kernel[1]):
+                out[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += g[:, :, :, :, i, j]
+        return (np.ascontiguousarray(out[:, :, ph : ph + h, pw : pw + w]),)
+
+    def format_call(self, args: list[str]) -> str:
+        size = format_shape_argument(self.size, args[1:])
+        return f"patches_adjoint({args[0]}, kernel={self.kernel}, stride={self.stride}, size={size})"
+
+    def vjp(self, inputs, outputs, cotangents):
+        patches = Patches(self.kernel, self.stride, self.padding)
+        return [apply1(patches, cotangents[0])] + [None] * (len(inputs) - 1)
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0], *inputs[1:])]
 
 
 def _pool(kind: str, x, kernel, stride) -> Variable:

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import Variable, apply1
 from ..types import TensorType, as_dtype, is_float
-from .base import Op, check_shape_inputs, fill_shape, format_shape_argument, shape_argument
+from .base import Op, check_shape_inputs, fill_shape, format_shape_argument, no_jvp, no_vjp, shape_argument
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Random(Op):
     seed: int
     dtype: str
     needs_rng = True  # backends give each node a generator of its own
+    vjp = no_vjp  # a draw does not depend on its shape inputs
+    jvp = no_jvp
 
     @property
     def name(self) -> str:

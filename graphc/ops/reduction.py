@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..graph import Variable, apply1
 from ..types import TensorType, float_result, promote
-from .base import Op, as_variable, normalize_axes
+from .base import Op, as_variable, no_jvp, no_vjp, normalize_axes
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,6 +22,10 @@ class ReduceKind:
     impl: Callable  # impl(array, axis=tuple, keepdims=bool)
     out: str  # "promote" | "float" | "sum" (bools count as int64, as in NumPy)
     needs_elements: bool = False  # max/min of nothing is undefined
+    # vjp(op, x, out, g) -> cotangent of x; jvp(op, x, out, t) -> tangent of out. The local
+    # weight of each element (1 for sum, the tie-split mask for max, ...) is ``weights``:
+    # vjp = spread(g) * weights and jvp = sum(t * weights), the same numbers in both modes.
+    weights: Callable | None = None  # weights(op, x, out) -> a graph broadcastable to x
 
     def out_dtype(self, dtype: str) -> str:
         if self.out == "float":
@@ -40,12 +44,56 @@ def _logsumexp(x, axis, keepdims):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-SUM = ReduceKind("sum", np.sum, "sum")
-PROD = ReduceKind("prod", np.prod, "sum")
-MEAN = ReduceKind("mean", np.mean, "float")
-MAX = ReduceKind("max", np.max, "promote", needs_elements=True)
-MIN = ReduceKind("min", np.min, "promote", needs_elements=True)
-LOGSUMEXP = ReduceKind("logsumexp", _logsumexp, "float")
+def _kept(op, v):
+    """A reduction output with its reduced axes back as length-1 axes."""
+    from .calculus import expand_reduced
+
+    return expand_reduced(v, op.axes, op.keepdims, op.ndim_in)
+
+
+def _count(op, x):
+    """How many elements each output reduces over, in ``x``'s dtype (symbolic where unknown)."""
+    from .elementwise import cast
+
+    count = 1
+    for a in op.axes:
+        dim = x.shape[a]
+        count = count * (dim if isinstance(dim, int) else cast(dim, x.dtype))
+    return count
+
+
+def _prod_weights(op, x, out):
+    """d prod / d x_i = the product of the others, also where x has zeros (out / x would be NaN)."""
+    from .elementwise import eq, where
+
+    zero = eq(x, 0)
+    safe = where(zero, 1, x)
+    zeros = sum(zero, axis=op.axes, keepdims=True)
+    others_nonzero = prod(safe, axis=op.axes, keepdims=True)
+    return where(eq(zeros, 0), _kept(op, out) / safe, where(zero & eq(zeros, 1), others_nonzero, 0))
+
+
+def _extreme_weights(op, x, out):
+    """1 / (number of ties) at the maximum (minimum), 0 elsewhere: ties split evenly."""
+    from .calculus import indicator
+    from .elementwise import eq
+
+    hit = indicator(eq(x, _kept(op, out)), x)
+    return hit / sum(hit, axis=op.axes, keepdims=True)
+
+
+def _logsumexp_weights(op, x, out):
+    from .elementwise import exp
+
+    return exp(x - _kept(op, out))
+
+
+SUM = ReduceKind("sum", np.sum, "sum", weights=lambda op, x, out: 1)
+PROD = ReduceKind("prod", np.prod, "sum", weights=_prod_weights)
+MEAN = ReduceKind("mean", np.mean, "float", weights=lambda op, x, out: 1 / _count(op, x))
+MAX = ReduceKind("max", np.max, "promote", needs_elements=True, weights=_extreme_weights)
+MIN = ReduceKind("min", np.min, "promote", needs_elements=True, weights=_extreme_weights)
+LOGSUMEXP = ReduceKind("logsumexp", _logsumexp, "float", weights=_logsumexp_weights)
 KINDS = (SUM, PROD, MEAN, MAX, MIN, LOGSUMEXP)
 
 
@@ -62,6 +110,7 @@ class Reduce(Op):
     kind: ReduceKind
     axes: tuple[int, ...]
     keepdims: bool = False
+    ndim_in: int = 0  # the input's rank, so a cotangent can be expanded back without it
 
     @property
     def name(self) -> str:
@@ -80,6 +129,20 @@ class Reduce(Op):
     def format_params(self) -> list[str]:
         return _axis_params(self.axes, self.keepdims)
 
+    def vjp(self, inputs, outputs, cotangents):
+        from .calculus import times
+        from .shape import broadcast_to
+
+        (x,), (out,), (g,) = inputs, outputs, cotangents
+        spread = broadcast_to(_kept(self, g), x.shape)
+        return [times(spread, self.kind.weights(self, x, out))]
+
+    def jvp(self, inputs, outputs, tangents):
+        from .calculus import times
+
+        (x,), (out,), (t,) = inputs, outputs, tangents
+        return [Reduce(SUM, self.axes, self.keepdims, self.ndim_in)(times(t, self.kind.weights(self, x, out)))]
+
 
 def _axis_params(axes, keepdims):
     params = [f"axis={axes[0] if len(axes) == 1 else axes}"]
@@ -93,6 +156,8 @@ class Argmax(Op):
     axes: tuple[int, ...]
     keepdims: bool = False
     name = "argmax"
+    vjp = no_vjp
+    jvp = no_jvp
 
     def infer(self, x: TensorType) -> list[TensorType]:
         if any(x.shape[a] == 0 for a in self.axes):
@@ -114,7 +179,7 @@ class Argmax(Op):
 
 def _reduce(kind: ReduceKind, x, axis, keepdims) -> Variable:
     x = as_variable(x)
-    return apply1(Reduce(kind, normalize_axes(axis, x, kind.name), bool(keepdims)), x)
+    return apply1(Reduce(kind, normalize_axes(axis, x, kind.name), bool(keepdims), x.ndim), x)
 
 
 def sum(x, axis=None, keepdims=False) -> Variable:

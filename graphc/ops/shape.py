@@ -3,13 +3,14 @@ indexing, one-hot encoding, and the symbolic size of a dimension."""
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError, UsageError
-from ..graph import Variable, apply1
+from ..graph import Variable, apply, apply1
 from ..types import TensorType, promote
 from .base import (
     Op,
@@ -17,6 +18,8 @@ from .base import (
     check_shape_inputs,
     fill_shape,
     format_shape_argument,
+    no_jvp,
+    no_vjp,
     normalize_axis,
     shape_argument,
 )
@@ -29,6 +32,8 @@ class ShapeDim(Op):
 
     axis: int
     name = "shape"
+    vjp = no_vjp
+    jvp = no_jvp
 
     def infer(self, x: TensorType) -> list[TensorType]:
         if not 0 <= self.axis < x.ndim:
@@ -86,6 +91,15 @@ class DimShuffle(Op):
         remaining = [a for a in range(x.ndim) if a not in dropped]
         y = np.transpose(y, [remaining.index(o) for o in kept])
         return (y.reshape(tuple(1 if o == "x" else x.shape[o] for o in self.order)),)
+
+    def vjp(self, inputs, outputs, cotangents):
+        """The inverse shuffle: new axes dropped, kept axes put back, dropped axes restored."""
+        (x,), (g,) = inputs, cotangents
+        position = {axis: k for k, axis in enumerate(self.order) if axis != "x"}
+        return [apply1(DimShuffle(tuple(position.get(i, "x") for i in range(x.ndim))), g)]
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0])]
 
     def format_params(self) -> list[str]:
         if self.name == "transpose":
@@ -158,6 +172,12 @@ class Reshape(Op):
     def format_call(self, args: list[str]) -> str:
         return f"reshape({args[0]}, {format_shape_argument(self.shape, args[1:])})"
 
+    def vjp(self, inputs, outputs, cotangents):
+        return [reshape(cotangents[0], inputs[0].shape)] + [None] * (len(inputs) - 1)
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0], *inputs[1:])]
+
 
 def reshape(x, shape) -> Variable:
     """Reshape ``x``; entries of ``shape`` are ints (one may be -1) or symbolic sizes like ``y.shape[0]``."""
@@ -201,6 +221,14 @@ class BroadcastTo(Op):
 
     def format_call(self, args: list[str]) -> str:
         return f"broadcast_to({args[0]}, {format_shape_argument(self.shape, args[1:])})"
+
+    def vjp(self, inputs, outputs, cotangents):
+        from .calculus import sum_to
+
+        return [sum_to(cotangents[0], inputs[0])] + [None] * (len(inputs) - 1)
+
+    def jvp(self, inputs, outputs, tangents):
+        return [apply1(self, tangents[0], *inputs[1:])]
 
 
 def broadcast_to(x, shape) -> Variable:
@@ -278,6 +306,14 @@ class Concatenate(Op):
     def format_params(self) -> list[str]:
         return [f"axis={self.axis}"]
 
+    def vjp(self, inputs, outputs, cotangents):
+        static, dynamic = shape_argument([x.shape[self.axis] for x in inputs], "split")
+        pieces = apply(Split(self.axis, static), [cotangents[0], *dynamic])
+        return [_cast_like(p, x) for p, x in zip(pieces, inputs)]
+
+    def jvp(self, inputs, outputs, tangents):
+        return [concatenate([t if t is not None else zeros_like(x) for t, x in zip(tangents, inputs)], self.axis)]
+
 
 @dataclass(frozen=True)
 class Stack(Op):
@@ -297,6 +333,60 @@ class Stack(Op):
 
     def format_params(self) -> list[str]:
         return [f"axis={self.axis}"]
+
+    def vjp(self, inputs, outputs, cotangents):
+        from .indexing import getitem
+
+        prefix = (slice(None),) * self.axis
+        return [_cast_like(getitem(cotangents[0], prefix + (i,)), x) for i, x in enumerate(inputs)]
+
+    def jvp(self, inputs, outputs, tangents):
+        return [stack([t if t is not None else zeros_like(x) for t, x in zip(tangents, inputs)], self.axis)]
+
+
+def _cast_like(g: Variable, x: Variable) -> Variable:
+    from .elementwise import cast
+
+    return cast(g, x.dtype)
+
+
+@dataclass(frozen=True)
+class Split(Op):
+    """Cut ``x`` along ``axis`` into pieces of ``sizes`` (``None`` entries come from int64 scalar
+    inputs): the adjoint of concatenate, and a multi-output op."""
+
+    axis: int
+    sizes: tuple[int | None, ...]
+    name = "split"
+
+    @property
+    def nin(self) -> int:
+        return 1 + self.sizes.count(None)
+
+    def infer(self, x: TensorType, *dims: TensorType) -> list[TensorType]:
+        check_shape_inputs(dims, self.name)
+        if not 0 <= self.axis < x.ndim:
+            raise ShapeError(f"axis {self.axis} is out of range")
+        total = x.shape[self.axis]
+        if None not in self.sizes and total is not None and builtins.sum(self.sizes) != total:
+            raise ShapeError(f"pieces of {self.sizes} do not add up to the length {total}")
+        return [TensorType(x.dtype, x.shape[: self.axis] + (n,) + x.shape[self.axis + 1 :]) for n in self.sizes]
+
+    def perform(self, x, *dims):
+        sizes = fill_shape(self.sizes, dims)
+        if builtins.sum(sizes) != x.shape[self.axis]:
+            raise ValueError(f"pieces of {sizes} do not add up to the length {x.shape[self.axis]}")
+        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=self.axis))
+
+    def format_call(self, args: list[str]) -> str:
+        return f"split({args[0]}, {format_shape_argument(self.sizes, args[1:])}, axis={self.axis})"
+
+    def vjp(self, inputs, outputs, cotangents):
+        pieces = [g if g is not None else zeros_like(o) for g, o in zip(cotangents, outputs)]
+        return [concatenate(pieces, self.axis)] + [None] * (len(inputs) - 1)
+
+    def jvp(self, inputs, outputs, tangents):
+        return list(apply(self, [tangents[0], *inputs[1:]]))
 
 
 def _as_list_of_variables(xs, op: str) -> list[Variable]:
