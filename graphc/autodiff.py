@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import DTypeError, GraphcError, GraphError, ShapeError
-from .graph import Variable, constant, toposort
+from .graph import Constant, Variable, constant, toposort
 from .ops import cast, reshape, stack, zeros_like
 from .ops.base import as_variable
 from .types import is_float, shapes_compatible
@@ -59,6 +59,9 @@ def _seeds(values, targets: list[Variable], what: str) -> list[Variable | None]:
             out.append(None)
             continue
         s = as_variable(s, v.dtype) if not isinstance(s, Variable) else s
+        if isinstance(s, Constant) and not np.any(s.value):
+            out.append(None)  # a zero seed: nothing to propagate
+            continue
         if not shapes_compatible(v.type.shape, s.type.shape):
             raise ShapeError(f"a {what[:-1]} of type {s.type} does not fit {v.name or v} of type {v.type}")
         out.append(cast(s, v.dtype))

@@ -17,6 +17,7 @@ def test_readme_example_runs(capsys):
     printed = capsys.readouterr().out
     assert "v3 = v1 * v2" in printed
     assert "22037.42471908138" in printed
+    assert "110137.3289" in printed and "44054.6479" in printed
     step, w = namespace["step"], namespace["w"]
     X = np.random.default_rng(0).normal(size=(50, 3))
     t = X @ np.array([1.0, -2.0, 0.5])
