@@ -40,6 +40,7 @@ from .graph import (
 from .inputs import matrix, scalar, tensor, vector
 from .ops import *  # noqa: F403  (the op library is the public API)
 from .ops import random
+from .optimize import optimize
 from .printing import pformat, pprint
 from .types import TensorType
 

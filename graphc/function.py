@@ -54,7 +54,7 @@ def _check_updates(updates) -> list[tuple[SharedVariable, Variable]]:
 class Function:
     """A compiled graph. Call it with one value per input (positionally or by input name)."""
 
-    def __init__(self, inputs, outputs, updates=None, backend: str = "numpy"):
+    def __init__(self, inputs, outputs, updates=None, backend: str = "numpy", optimize: str = "full"):
         self.single_output = isinstance(outputs, Variable)
         self.outputs = [outputs] if self.single_output else [as_variable(o) for o in (outputs or [])]
         self.inputs = self._check_inputs(inputs)
@@ -68,6 +68,13 @@ class Function:
             raise GraphError(f"the outputs depend on inputs missing from the inputs list: {names}")
         self.shared = [v for v in graph_inputs(every) if isinstance(v, SharedVariable)]
         self.shared += [t for t, _ in self.updates if t not in set(self.shared)]
+        self.unoptimized_graph = Graph(every, inputs=self.inputs)
+        from .optimize import PIPELINES
+        from .optimize import optimize as run_passes
+
+        if optimize not in PIPELINES:
+            raise GraphError(f"optimize must be one of {', '.join(PIPELINES)}, got {optimize!r}")
+        every, self._report = run_passes(every, optimize, report=True)
         self.graph = Graph(every, inputs=self.inputs)
         if backend not in BACKENDS:
             raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -112,6 +119,10 @@ class Function:
         what = f"argument {position + 1} ({var.name or 'unnamed'}, {var.type})"
         return coerce_value(value, var.type, what, copy=False)
 
+    def optimization_report(self):
+        """What the optimizer did to this function: per pass, nodes before and after, rewrites, time."""
+        return self._report
+
     def _signature(self) -> str:
         return ", ".join(f"{v.name or '?'}: {v.type}" for v in self.inputs)
 
@@ -135,10 +146,11 @@ class Function:
 _MISSING = object()
 
 
-def function(inputs, outputs, updates=None, backend: str = "numpy") -> Function:
+def function(inputs, outputs, updates=None, backend: str = "numpy", optimize: str = "full") -> Function:
     """Compile ``outputs`` as a function of ``inputs``; ``updates`` maps shared variables to new values.
 
     ``outputs`` may be one variable (the call returns one array) or a list (the call returns a
-    list). Updates are applied together after the outputs are computed.
+    list). Updates are applied together after the outputs are computed. ``optimize`` is the
+    optimizer level: "none", "fast" or "full" (see ``graphc.optimize``).
     """
-    return Function(inputs, outputs, updates=updates, backend=backend)
+    return Function(inputs, outputs, updates=updates, backend=backend, optimize=optimize)

@@ -107,12 +107,18 @@ def pformat(outputs, inputs=None, types: bool = False) -> str:
         return (names[v], _ATOM) if v in names else leaf_text(v)
 
     for node in toposort(outs):
-        rhs, _ = format_node(node.op, [ref(i) for i in node.inputs])
+        args = [ref(i) for i in node.inputs]
+        rhs, _ = format_node(node.op, args)
         if len(node.outputs) == 1:
             emit(node.out, rhs)
         else:
-            for k, out in enumerate(node.outputs):
-                emit(out, f"{rhs}[{k}]")
+            for out in node.outputs:
+                names[out] = f"v{len(names) + 1}"
+            types_note = f"    # {', '.join(str(o.type) for o in node.outputs)}" if types else ""
+            lines.append(f"{', '.join(names[o] for o in node.outputs)} = {rhs}{types_note}")
+        body = getattr(node.op, "body_lines", None)
+        if body is not None:
+            lines.extend("    " + line for line in body([a for a, _ in args], [names[o] for o in node.outputs]))
     lines.append("return " + ", ".join(ref(v)[0] for v in outs))
     return "\n".join(lines)
 

@@ -121,6 +121,15 @@ def shapes_compatible(a: Shape, b: Shape) -> bool:
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
+def unknown_broadcast_message(position: int, axis: int, length: int, target: int, static: TensorType) -> str:
+    """The error for a dimension of unknown length that met a broadcast at run time."""
+    return (
+        f"input {position + 1} has length {length} in axis {axis}, which broadcasts to {target}, but its type "
+        f"{static} leaves that length unknown; only dimensions declared as 1 broadcast "
+        "(e.g. gc.matrix(shape=(1, None)))"
+    )
+
+
 def format_shape(shape: Shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import graphc as gc
 import graphc.ops
+from graphc.optimize import fuse
 
 H = 1e-6  # central-difference step; float64 errors are then about 1e-9 relative
 RTOL = 1e-6
@@ -169,6 +170,14 @@ TABLE: dict[str, Entry] = {
     # neural-network primitives
     "Softmax:softmax": Entry(lambda d: gc.softmax(d.x((d.n, d.m)), axis=0)),
     "Softmax:log_softmax": Entry(lambda d: gc.log_softmax(d.x((d.n, d.m)))),
+    "Fused": Entry(
+        lambda d: gc.optimize(
+            gc.sum(gc.tanh(d.x((d.n, d.m)) * d.x((d.m,))) ** 2, axis=1) + gc.exp(d.x((d.n,))), passes=[fuse]
+        )
+    ),
+    "SoftmaxCrossEntropy": Entry(
+        lambda d: gc.softmax_cross_entropy(d.x((d.n, d.m + 1)), gc.sigmoid(d.x((d.n, d.m + 1))))
+    ),
     "Conv2d": Entry(lambda d: gc.conv2d(d.x((1, 2, d.n + 3, 4)), d.x((2, 2, 2, 3)), stride=(2, 1), padding=(1, 0))),
     "Patches": Entry(lambda d: gc.apply(graphc.ops.nn.Patches((2, 2), (1, 2), (1, 0)), [d.x((1, 2, d.n + 2, 4))])[0]),
     "PatchesAdjoint": Entry(

@@ -25,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 import graphc as gc
 import graphc.ops
 from graphc.ops.reduction import KINDS
+from graphc.optimize import fuse
 
 FLOATS = ("float32", "float64")
 DTYPES = ("bool", "int64", "float32", "float64")
@@ -1331,6 +1332,36 @@ def test_patches_and_their_adjoint(kernel, stride, padding):
     np.testing.assert_allclose(np.sum(pv * yv), np.sum(xv * av), rtol=1e-12)
 
 
+def test_softmax_cross_entropy_matches_its_definition():
+    rng = np.random.default_rng(3)
+    for dtype in FLOATS:
+        zv = (rng.normal(size=(4, 5)) * 50).astype(dtype)  # large logits: must stay finite
+        tv = rng.dirichlet(np.ones(5), size=4).astype(dtype)
+        z, t = symbolic("z", zv), symbolic("t", tv)
+        shifted = zv.astype(np.float64) - zv.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        check(evaluate(gc.softmax_cross_entropy(z, t), (z, zv), (t, tv)), -(tv * log_p).sum(axis=1).astype(dtype))
+        check(
+            evaluate(gc.softmax_cross_entropy(z.T, t.T, axis=0), (z, zv), (t, tv)),
+            -(tv * log_p).sum(axis=1).astype(dtype),
+        )
+
+
+def test_fused_kernel_matches_its_unfused_ops():
+    """A fused kernel (elementwise program, broadcasting, a reduction) gives what its ops give."""
+    rng = np.random.default_rng(4)
+    xv, wv = rng.normal(size=(3, 4)), rng.normal(size=(4,))
+    for dtype in FLOATS:
+        x, w = symbolic("x", xv.astype(dtype)), symbolic("w", wv.astype(dtype))
+        outs = [gc.tanh(x * w) + 1.0, gc.sum(gc.exp(x * w), axis=0), gc.max(x * w)]
+        fused = gc.optimize(outs, passes=[fuse])
+        assert {v.owner.op.name for v in fused} == {"fused"} and len({v.owner for v in fused}) == 1
+        expected = gc.function([x, w], outs, optimize="none")(xv.astype(dtype), wv.astype(dtype))
+        got = gc.function([x, w], fused, optimize="none")(xv.astype(dtype), wv.astype(dtype))
+        for g, e in zip(got, expected):
+            check(g, e)
+
+
 # ----- coverage guard ----------------------------------------------------------------------------
 #: Every op (and every variant of a parametrized op) -> the tests here that check it against numpy.
 TESTED = {
@@ -1346,6 +1377,8 @@ TESTED = {
     "OneHot": [test_one_hot, test_one_hot_default_and_errors],
     "Argmax": [test_reduction, test_reduction_of_ints_and_bools, test_argmax_takes_the_first_maximum],
     "Conv2d": [test_conv2d, test_conv2d_promotes_and_checks],
+    "Fused": [test_fused_kernel_matches_its_unfused_ops],
+    "SoftmaxCrossEntropy": [test_softmax_cross_entropy_matches_its_definition],
     "Split": [test_split_cuts_where_concatenate_joins],
     "GetItemAdjoint": [test_getitem_adjoint_writes_into_zeros],
     "TakeAdjoint": [test_take_adjoint_adds_repeated_indices],

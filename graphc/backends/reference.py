@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import EvaluationError
 from ..graph import Constant, Variable, toposort
-from ..types import format_shape, unknown_broadcast_checks
+from ..types import format_shape, unknown_broadcast_checks, unknown_broadcast_message
 
 
 def compile(leaves: list[Variable], outputs: list[Variable]):
@@ -62,6 +62,8 @@ def compile(leaves: list[Variable], outputs: list[Variable]):
             args = [storage[s] for s in ins]
             try:
                 results = perform(*args)
+            except EvaluationError:
+                raise  # a fused kernel names the op inside it and its user line
             except Exception as err:
                 shapes = ", ".join(f"{a.dtype}{format_shape(a.shape)}" for a in args)
                 raise EvaluationError(
@@ -70,10 +72,13 @@ def compile(leaves: list[Variable], outputs: list[Variable]):
             for position, axis, out_axis in checks:
                 if args[position].shape[axis] != results[0].shape[out_axis]:
                     raise EvaluationError(
-                        f"input {position + 1} has length {args[position].shape[axis]} in axis {axis}, which "
-                        f"broadcasts to {results[0].shape[out_axis]}, but its type {node.inputs[position].type} "
-                        "leaves that length unknown; only dimensions declared as 1 broadcast "
-                        "(e.g. gc.matrix(shape=(1, None)))",
+                        unknown_broadcast_message(
+                            position,
+                            axis,
+                            args[position].shape[axis],
+                            results[0].shape[out_axis],
+                            node.inputs[position].type,
+                        ),
                         op=node.op.name,
                         location=node.location,
                     )

@@ -48,7 +48,18 @@ from .elementwise import (
 )
 from .indexing import GetItem, OneHot, Take, getitem, one_hot, take
 from .linalg import MatMul, dot, matmul
-from .nn import Conv2d, Pool2d, Softmax, avg_pool2d, conv2d, log_softmax, max_pool2d, softmax
+from .nn import (
+    Conv2d,
+    Pool2d,
+    Softmax,
+    SoftmaxCrossEntropy,
+    avg_pool2d,
+    conv2d,
+    log_softmax,
+    max_pool2d,
+    softmax,
+    softmax_cross_entropy,
+)
 from .random import Random
 from .reduction import Argmax, Reduce, argmax, logsumexp, max, mean, min, prod, sum
 from .shape import (

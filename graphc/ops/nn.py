@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DTypeError, ShapeError
 from ..graph import Variable, apply1
-from ..types import TensorType, float_result, is_float
+from ..types import TensorType, float_result, is_float, shapes_compatible
 from .base import (
     Op,
     as_variable,
@@ -78,6 +78,61 @@ def log_softmax(x, axis: int = -1) -> Variable:
     """``log(softmax(x))`` along ``axis``, computed stably."""
     x = as_variable(x)
     return apply1(Softmax(normalize_axis(axis, x, "log_softmax"), log=True), x)
+
+
+@dataclass(frozen=True)
+class SoftmaxCrossEntropy(Op):
+    """``-sum(targets * log_softmax(logits), axis)`` as one stable node.
+
+    ``targets`` are probabilities along ``axis`` (one-hot or soft labels). Its gradient with
+    respect to the logits is ``softmax(logits) * sum(targets) - targets``, finite for any logits.
+    """
+
+    axis: int
+    name = "softmax_cross_entropy"
+    nin = 2
+
+    def infer(self, z: TensorType, t: TensorType) -> list[TensorType]:
+        if not 0 <= self.axis < z.ndim:
+            raise ShapeError(f"axis {self.axis} is out of range")
+        if not shapes_compatible(z.shape, t.shape):
+            raise ShapeError(f"logits {z.shape} and targets {t.shape} must have the same shape")
+        shape = tuple(d if d is not None else e for d, e in zip(z.shape, t.shape))
+        return [TensorType(float_result(z.dtype, t.dtype), shape[: self.axis] + shape[self.axis + 1 :])]
+
+    def perform(self, z, t):
+        dtype = float_result(z.dtype.name, t.dtype.name)
+        (log_p,) = Softmax(self.axis, log=True).perform(z.astype(dtype, copy=False))
+        return (np.asarray(-np.sum(t * log_p, axis=self.axis), dtype=dtype),)
+
+    def format_params(self) -> list[str]:
+        return [f"axis={self.axis}"]
+
+    def vjp(self, inputs, outputs, cotangents):
+        from .reduction import sum
+        from .shape import expand_dims
+
+        (z, t), g = inputs, expand_dims(cotangents[0], self.axis)
+        gz = g * (softmax(z, self.axis) * sum(t, axis=self.axis, keepdims=True) - t)
+        return [gz, -g * log_softmax(z, self.axis)]
+
+    def jvp(self, inputs, outputs, tangents):
+        from .reduction import sum
+
+        (z, t), (tz, tt) = inputs, tangents
+        terms = []
+        if tz is not None:
+            dz = softmax(z, self.axis) * sum(t, axis=self.axis, keepdims=True) - t
+            terms.append(sum(dz * tz, axis=self.axis))
+        if tt is not None:
+            terms.append(sum(-log_softmax(z, self.axis) * tt, axis=self.axis))
+        return [terms[0] if len(terms) == 1 else terms[0] + terms[1]]
+
+
+def softmax_cross_entropy(logits, targets, axis: int = -1) -> Variable:
+    """Cross-entropy of ``softmax(logits)`` against target probabilities, reduced over ``axis``."""
+    z, t = operands(logits, targets)
+    return apply1(SoftmaxCrossEntropy(normalize_axis(axis, z, "softmax_cross_entropy")), z, t)
 
 
 def _pair(value, what: str, op: str, minimum: int) -> tuple[int, int]:

@@ -1,0 +1,180 @@
+"""Elementwise fusion: maximal groups of elementwise ops become one :class:`Fused` node each.
+
+1. Grouping, in evaluation order: an elementwise node joins the group of an elementwise
+   producer with the same output shape, and the groups of its other such producers merge in,
+   unless that would make a cycle (a path leaving a group and coming back through other ops).
+   Within a group every node has the same static shape, and since unknown dimensions never
+   broadcast, the same run-time shape: one loop nest runs the whole group.
+2. Reductions absorb their producer: ``sum(f(x))`` joins the group of ``f(x)`` as a reduced
+   result, so it is one kernel.
+3. Each group becomes one multi-output node with its scalar program; its results are the
+   members used outside it and its reductions. There is no cap on the number of operands.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ..graph import Node, Variable, apply, toposort
+from ..ops.elementwise import Elementwise
+from ..ops.fused import Fused
+from ..ops.reduction import Reduce
+
+
+class _Group:
+    __slots__ = ("members", "shape", "start", "end", "reductions")
+
+    def __init__(self, node: Node, index: int):
+        self.members: list[Node] = [node]  # in no particular order until the group is built
+        self.shape = node.outputs[0].type.shape
+        self.start = self.end = index  # the span of evaluation-order positions of its members
+        self.reductions: list[Node] = []
+
+
+def _fusible(node: Node) -> bool:
+    return isinstance(node.op, Elementwise)
+
+
+def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
+    nodes = toposort(outputs)
+    index = {id(n): k for k, n in enumerate(nodes)}
+    group_of: dict[int, _Group] = {}
+
+    def reaches(src: _Group, dst: _Group) -> bool:
+        """Whether ``dst`` depends on ``src`` through nodes outside both (direct edges are fine)."""
+        if src.start > dst.end:
+            return False  # nothing in dst comes after src: it cannot depend on it
+        stack = [
+            i.owner
+            for m in dst.members
+            for i in m.inputs
+            if i.owner is not None and group_of.get(id(i.owner)) not in (src, dst) and index[id(i.owner)] >= src.start
+        ]
+        seen: set[int] = set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen or index[id(node)] < src.start:
+                continue
+            seen.add(id(node))
+            owner = group_of.get(id(node))
+            if owner is src:
+                return True
+            if owner is dst:
+                continue
+            stack.extend(i.owner for i in node.inputs if i.owner is not None)
+        return False
+
+    def merge(into: _Group, other: _Group) -> None:
+        into.members += other.members
+        into.start, into.end = min(into.start, other.start), max(into.end, other.end)
+        for m in other.members:
+            group_of[id(m)] = into
+        fired["merge_groups"] += 1
+
+    for k, node in enumerate(nodes):
+        if not _fusible(node):
+            continue
+        shape = node.outputs[0].type.shape
+        candidates: list[_Group] = []
+        for i in node.inputs:
+            g = group_of.get(id(i.owner)) if i.owner is not None else None
+            if g is not None and g.shape == shape and g not in candidates:
+                candidates.append(g)
+        own = _Group(node, k)
+        group_of[id(node)] = own
+        for g in candidates:
+            # merging must not close a cycle through nodes outside both groups
+            if not reaches(g, own) and not reaches(own, g):
+                big, small = (g, own) if len(g.members) >= len(own.members) else (own, g)
+                merge(big, small)
+                own = big
+
+    for k, node in enumerate(nodes):  # reductions absorb their elementwise producer
+        producer = node.inputs[0].owner if isinstance(node.op, Reduce) else None
+        if producer is not None and _fusible(producer):
+            g = group_of[id(producer)]
+            # after every member, so no member can read the reduction (that would be a cycle)
+            if node.inputs[0].type.shape == g.shape and k > g.end:
+                g.reductions.append(node)
+                group_of[id(node)] = g
+                fired["absorb_reduction"] += 1
+
+    return _rebuild(outputs, nodes, group_of, fired)
+
+
+def _rebuild(outputs, nodes, group_of, fired) -> list[Variable]:
+    """Replace each group by one fused node, in an order where every input is ready."""
+    index = {id(n): k for k, n in enumerate(nodes)}
+    consumers: dict[int, list[Node]] = {}
+    for node in nodes:
+        for i in node.inputs:
+            consumers.setdefault(id(i), []).append(node)
+    wanted = {id(o) for o in outputs}
+    mapping: dict[int, Variable] = {}
+    built: set[int] = set()
+
+    def resolve(v: Variable) -> Variable:
+        return mapping.get(id(v), v)
+
+    def build(group) -> None:
+        group.members.sort(key=lambda n: index[id(n)])
+        members = set(map(id, group.members)) | set(map(id, group.reductions))
+        ext: list[Variable] = []
+        ref: dict[int, int] = {}
+        for m in group.members:
+            for i in m.inputs:
+                if id(i.owner) not in members and id(i) not in ref:
+                    ref[id(i)] = len(ext)
+                    ext.append(i)
+        program, sources = [], []
+        for m in group.members:
+            program.append((m.op, tuple(ref[id(i)] for i in m.inputs)))
+            sources.append(m.location)
+            ref[id(m.outputs[0])] = len(ext) + len(program) - 1
+        results, produced = [], []
+        for m in group.members:
+            out = m.outputs[0]
+            used_outside = any(id(c) not in members for c in consumers.get(id(out), ())) or id(out) in wanted
+            if used_outside:
+                results.append((ref[id(out)], None))
+                produced.append(out)
+        for r in group.reductions:
+            results.append((ref[id(r.inputs[0])], r.op))
+            produced.append(r.outputs[0])
+        op = Fused(tuple(v.type for v in ext), tuple(program), tuple(results), tuple(sources))
+        fused_outputs = apply(op, [resolve(v) for v in ext])
+        for old, new in zip(produced, fused_outputs):
+            mapping[id(old)] = new
+        fired["fused_kernel"] += 1
+
+    # Order the units (groups and single nodes) so each comes after what it reads.
+    order: list = []
+    state: dict[int, int] = {}
+    for start in nodes:
+        stack = [(group_of.get(id(start), start), False)]
+        while stack:
+            unit, expanded = stack.pop()
+            if expanded:
+                order.append(unit)
+                continue
+            if state.get(id(unit)):
+                continue
+            state[id(unit)] = 1
+            stack.append((unit, True))
+            members = unit.members + unit.reductions if not isinstance(unit, Node) else [unit]
+            for m in members:
+                for i in m.inputs:
+                    if i.owner is not None:
+                        dep = group_of.get(id(i.owner), i.owner)
+                        if dep is not unit and not state.get(id(dep)):
+                            stack.append((dep, False))
+    for unit in order:
+        if isinstance(unit, Node):
+            new_inputs = [resolve(i) for i in unit.inputs]
+            if any(a is not b for a, b in zip(new_inputs, unit.inputs)):
+                for old, new in zip(unit.outputs, apply(unit.op, new_inputs)):
+                    mapping[id(old)] = new
+        elif id(unit) not in built:
+            built.add(id(unit))
+            build(unit)
+    return [resolve(o) for o in outputs]
