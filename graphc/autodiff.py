@@ -87,6 +87,7 @@ def vjp(outputs, wrt, cotangents, disconnected: str = "zero"):
     outs, _ = _listify(outputs)
     xs, single = _listify(wrt)
     _check_wrt(xs, "wrt")
+    outs = _stable(outs, xs)
     adjoints: dict[int, Variable] = {}
     for o, c in zip(outs, _seeds(cotangents, outs, "cotangents")):
         if c is not None:
@@ -105,6 +106,19 @@ def vjp(outputs, wrt, cotangents, disconnected: str = "zero"):
             adjoints[id(inp)] = adjoints[id(inp)] + g if id(inp) in adjoints else g
     result = [adjoints[id(x)] if id(x) in adjoints else _zero_or_raise(x, disconnected) for x in xs]
     return result[0] if single else result
+
+
+def _stable(outs: list[Variable], xs: list[Variable]) -> list[Variable]:
+    """The outputs with unstable patterns rewritten (log(sigmoid x) -> -softplus(-x), ...), so
+    derivatives are taken of the stable form: d/dx log(sigmoid x) at x = -800 is 1, not NaN.
+    Skipped when differentiating with respect to an intermediate the rewrite could remove."""
+    if any(x.owner is not None for x in xs):
+        return outs
+    from collections import Counter
+
+    from .optimize import stabilize
+
+    return stabilize(outs, Counter())
 
 
 def _dependents(nodes, xs) -> set[int]:
@@ -126,6 +140,7 @@ def jvp(outputs, wrt, tangents):
     outs, single = _listify(outputs)
     xs, _ = _listify(wrt)
     _check_wrt(xs, "wrt")
+    outs = _stable(outs, xs)
     tangent: dict[int, Variable] = {id(x): t for x, t in zip(xs, _seeds(tangents, xs, "tangents")) if t is not None}
     for node in toposort(outs):
         ts = [tangent.get(id(i)) for i in node.inputs]

@@ -89,6 +89,21 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
                 merge(big, small)
                 own = big
 
+    # Siblings: groups reading the same variable of the group's own shape (so the same run-time
+    # shape) become one multi-output kernel that reads it once.
+    readers: dict[int, list[_Group]] = {}
+    for node in nodes:
+        g = group_of.get(id(node))
+        for i in node.inputs if g is not None else ():
+            if i.type.shape == g.shape and group_of.get(id(i.owner)) is not g:
+                readers.setdefault(id(i), []).append(g)
+    for groups in readers.values():
+        first = groups[0]
+        for g in groups[1:]:
+            a, b = group_of[id(first.members[0])], group_of[id(g.members[0])]
+            if a is not b and not reaches(a, b) and not reaches(b, a):
+                merge(a, b) if len(a.members) >= len(b.members) else merge(b, a)
+
     for k, node in enumerate(nodes):  # reductions absorb their elementwise producer
         producer = node.inputs[0].owner if isinstance(node.op, Reduce) else None
         if producer is not None and _fusible(producer):

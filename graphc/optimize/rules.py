@@ -103,7 +103,7 @@ def mul_by_zero(v):
     a, b = _args(v)
     for x, zero in ((a, b), (b, a)):
         if _value_is(zero, 0) and not is_float(x.dtype):
-            return _as_type_of(E.cast(zero, v.dtype), v) if x.ndim <= zero.ndim else None
+            return _as_type_of(E.cast(zero, v.dtype), v)
     return None
 
 
