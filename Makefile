@@ -15,12 +15,12 @@ demo: $(VENV)/.installed
 	$(PY) examples/logistic_regression.py
 
 test: $(VENV)/.installed
-	$(PY) -m ruff check graphc tests examples
+	$(PY) -m ruff check graphc tests examples benchmarks
 	$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check graphc tests examples
-	$(PY) -m ruff format --check graphc tests examples
+	$(PY) -m ruff check graphc tests examples benchmarks
+	$(PY) -m ruff format --check graphc tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

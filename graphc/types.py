@@ -6,6 +6,7 @@ user code that made them rather than deep inside a backend.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +48,13 @@ def is_float(dtype: str) -> bool:
     return dtype in FLOAT_DTYPES
 
 
+@functools.cache
 def promote(*dtypes: str) -> str:
     """NumPy's promotion of array dtypes (int64 with float32 gives float64, as in NumPy)."""
     return np.result_type(*dtypes).name
 
 
+@functools.cache
 def float_result(*dtypes: str) -> str:
     """The dtype of a floating-point function of these inputs: ints and bools compute in float64."""
     dtype = promote(*dtypes)
