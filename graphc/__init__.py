@@ -11,6 +11,7 @@ values::
 """
 
 from .autodiff import check_grad, grad, hessian, hvp, jacobian, jvp, numeric_grad, vjp
+from .draw import RenderError, draw, to_dot
 from .errors import (
     ArityError,
     DTypeError,
@@ -42,6 +43,7 @@ from .ops import *  # noqa: F403  (the op library is the public API)
 from .ops import random
 from .optimize import optimize
 from .printing import pformat, pprint
+from .trace import Trace, trace
 from .types import TensorType
 
 __version__ = "0.1.0"

@@ -45,6 +45,8 @@ def user_location() -> SourceLocation | None:
 class GraphcError(Exception):
     """Base class of all graphc errors."""
 
+    auto_location = True  # point at the running user line when no node location is given
+
     def __init__(
         self,
         message: str,
@@ -55,7 +57,7 @@ class GraphcError(Exception):
     ):
         """``location`` is the user line that made the offending node; without one, the error
         points at the user line that is running now (where the mistake was made)."""
-        if location is None:
+        if location is None and self.auto_location:
             location, label = user_location(), "at"
         self.op = op
         self.location = location

@@ -139,6 +139,11 @@ class Function:
         outs = fresh[: len(self.outputs)]
         return outs[0] if self.single_output else outs
 
+    def _repr_svg_(self):
+        from .draw import svg
+
+        return svg(self)
+
     def __repr__(self) -> str:
         return f"<graphc.Function({self._signature()}) backend={self.backend}, {len(self.graph)} nodes>"
 

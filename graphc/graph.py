@@ -505,3 +505,8 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
+
+    def _repr_svg_(self):
+        from .draw import svg
+
+        return svg(self)

@@ -20,11 +20,18 @@ _COMPARISON = 4
 def literal(value: np.ndarray) -> str | None:
     """A constant as source text when it is short enough to read inline, else None."""
     if value.ndim == 0:
-        item = value.item()
-        return repr(item)
+        return _scalar_text(value)
     if value.size <= 4 and value.ndim == 1:
-        return "[" + ", ".join(repr(v) for v in value.tolist()) + "]"
+        return "[" + ", ".join(_scalar_text(v) for v in value) + "]"
     return None
+
+
+def _scalar_text(value) -> str:
+    """The shortest text that reads back as this value in its own dtype: a float32 0.9 is "0.9"."""
+    value = np.asarray(value)
+    if value.dtype == np.float32:
+        return np.format_float_positional(value[()], unique=True, trim="0")
+    return repr(value.item())
 
 
 def label_of(v: Variable) -> str:
@@ -60,11 +67,19 @@ def leaf_text(v: Variable) -> tuple[str, int]:
     return label, _UNARY if label.startswith("-") else _ATOM
 
 
-def expression(v: Variable, budget: int = 200) -> str:
+def expression(v: Variable, budget: int = 200, names: dict | None = None) -> str:
     """``v`` as one expression; shared subexpressions are repeated, so the text is cut at ``budget`` nodes."""
+    return expression_and_precedence(v, budget, names)[0]
+
+
+def expression_and_precedence(v: Variable, budget: int = 200, names: dict | None = None) -> tuple[str, int]:
+    """:func:`expression` and its binding strength; variables in ``names`` print as those names."""
     remaining = [budget]
+    names = names or {}
 
     def text(var: Variable) -> tuple[str, int]:
+        if var in names:
+            return names[var], _ATOM
         if var.owner is None:
             return leaf_text(var)
         if remaining[0] <= 0:
@@ -75,7 +90,7 @@ def expression(v: Variable, budget: int = 200) -> str:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 4 * budget + 100))
     try:
-        return text(v)[0]
+        return text(v)
     finally:
         sys.setrecursionlimit(limit)
 
