@@ -11,7 +11,7 @@ values::
 """
 
 from .autodiff import check_grad, grad, hessian, hvp, jacobian, jvp, numeric_grad, vjp
-from .draw import RenderError, draw, to_dot
+from .diagrams import RenderError, draw, to_dot
 from .errors import (
     ArityError,
     DTypeError,

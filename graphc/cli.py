@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import pathlib
 import sys
 
 import numpy as np
@@ -64,7 +65,7 @@ class ExpressionError(GraphcError, ValueError):
 
 
 def _point(text: str, node: ast.AST, message: str) -> ExpressionError:
-    col = getattr(node, "col_offset", 0)
+    col = len(text.encode()[: getattr(node, "col_offset", 0)].decode(errors="ignore"))  # ast counts bytes
     return ExpressionError(f"{message}\n  {text}\n  {' ' * col}^")
 
 
@@ -77,6 +78,8 @@ def parse(text: str, values: dict[str, np.ndarray]):
 
     try:
         tree = ast.parse(text.strip(), mode="eval")
+    except (RecursionError, MemoryError):
+        raise ExpressionError("the expression is too deeply nested") from None
     except SyntaxError as err:
         caret = " " * max((err.offset or 1) - 1, 0)
         raise ExpressionError(f"invalid expression: {err.msg}\n  {text.strip()}\n  {caret}^") from None
@@ -86,8 +89,10 @@ def parse(text: str, values: dict[str, np.ndarray]):
     def build(node):
         if isinstance(node, ast.Expression):
             return build(node.body)
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return float(node.value)
+        if isinstance(node, ast.Constant):
+            if type(node.value) in (int, float):
+                return float(node.value)
+            raise _point(text, node, f"{node.value!r} is not allowed: constants must be numbers")
         if isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
                 raise _point(text, node, f"{node.id} is a function: call it, e.g. {node.id}(x)")
@@ -119,7 +124,10 @@ def parse(text: str, values: dict[str, np.ndarray]):
                 raise _point(text, node, f"{node.func.id}: {err.detail}") from None
         raise _point(text, node, f"{type(node).__name__} is not allowed in an expression")
 
-    output = build(tree)
+    try:
+        output = build(tree)
+    except RecursionError:
+        raise ExpressionError("the expression is too deeply nested") from None
     if isinstance(output, float):
         output = ops.as_variable(output)
     return output, inputs
@@ -129,12 +137,23 @@ def _assignment(text: str) -> tuple[str, np.ndarray]:
     name, sep, value = text.partition("=")
     if not sep or not name.strip().isidentifier():
         raise ExpressionError(f"--at expects NAME=VALUE (e.g. x1=2 or x=[1,2,3]), got {text!r}")
+    message = f"--at {name.strip()}: {value.strip()!r} is not a number or a list of numbers"
     try:
         parsed = ast.literal_eval(value.strip())
-        return name.strip(), np.asarray(parsed, dtype=np.float64)
-    except (ValueError, SyntaxError, TypeError):
-        message = f"--at {name.strip()}: {value.strip()!r} is not a number or a list of numbers"
+    except (ValueError, SyntaxError, TypeError, RecursionError):
         raise ExpressionError(message) from None
+    try:
+        if not _numeric(parsed):
+            raise ValueError(parsed)
+        return name.strip(), np.asarray(parsed, dtype=np.float64)
+    except ValueError:  # not numbers, or ragged lists
+        raise ExpressionError(message) from None
+
+
+def _numeric(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0 and all(_numeric(v) for v in value)
+    return type(value) in (int, float)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .draw import draw, render, to_dot
+    from .diagrams import draw, render, to_dot
     from .trace import trace
 
     args = _parser().parse_args(argv)
@@ -177,19 +196,28 @@ def main(argv=None) -> int:
             obj = function(variables, [output, *grad(output, variables)]) if args.grad else output
         else:
             at = {inputs[n]: values[n] for n in inputs}
-            seed = {inputs[n]: float(v) for n, v in seeds.items() if n in inputs} or None
+            unknown = [n for n in seeds if n not in inputs]
+            if unknown:
+                raise ExpressionError(f"--seed names {', '.join(unknown)}, which the expression does not use")
+            seed = {inputs[n]: v for n, v in seeds.items()} or None
             obj = trace(output, at=at, mode=mode, seed=seed)
-        fmt = getattr(args, "format", None) or (args.output.rsplit(".", 1)[-1] if args.output else None)
-        fmt = {"markdown": "md", "tex": "latex", "txt": "text"}.get(fmt, fmt)
-        if args.command == "draw" or fmt in ("svg", "png", "pdf", "dot"):
-            fmt = fmt or "svg"
+        suffix = pathlib.Path(args.output).suffix.lstrip(".").lower() if args.output else ""
+        suffix = {"markdown": "md", "tex": "latex", "txt": "text", "htm": "html"}.get(suffix, suffix)
+        fmt = getattr(args, "format", None) or suffix
+        diagram = ("svg", "png", "pdf", "dot")
+        if args.command == "draw" or fmt in diagram:
+            if args.command == "draw" and suffix and fmt not in diagram:
+                raise ExpressionError(f"unknown diagram format '.{suffix}'; use .svg, .png, .pdf or .dot")
+            fmt = fmt if fmt in diagram else "svg"
             if args.output:
-                draw(obj, args.output if args.output.endswith(f".{fmt}") else f"{args.output}.{fmt}")
+                draw(obj, args.output if suffix == fmt else f"{args.output}.{fmt}")
+            elif fmt in ("svg", "dot"):
+                sys.stdout.write(to_dot(obj) if fmt == "dot" else render(to_dot(obj), fmt).decode())
             else:
-                sys.stdout.write(to_dot(obj) if fmt == "dot" else render(to_dot(obj), fmt).decode(errors="replace"))
+                sys.stdout.buffer.write(render(to_dot(obj), fmt))  # binary: never decoded
             return 0
+        fmt = fmt if fmt in ("text", "md", "latex", "html") else "text"
         text = {
-            None: str,
             "text": str,
             "md": lambda t: t.to_markdown(),
             "latex": lambda t: t.to_latex(),
@@ -201,8 +229,8 @@ def main(argv=None) -> int:
         else:
             print(text)
         return 0
-    except GraphcError as err:
-        print(f"graphc: error: {err}", file=sys.stderr)
+    except GraphcError as err:  # the detail only: a Python source line means nothing on a command line
+        print(f"graphc: error: {err.op + ': ' if err.op else ''}{err.detail}", file=sys.stderr)
         return 2
 
 

@@ -140,7 +140,7 @@ class Function:
         return outs[0] if self.single_output else outs
 
     def _repr_svg_(self):
-        from .draw import svg
+        from .diagrams import svg
 
         return svg(self)
 

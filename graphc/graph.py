@@ -507,6 +507,6 @@ class Graph:
         return f"<Graph: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 
     def _repr_svg_(self):
-        from .draw import svg
+        from .diagrams import svg
 
         return svg(self)

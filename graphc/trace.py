@@ -131,7 +131,7 @@ class Trace:
         return self.to_markdown()
 
     def _repr_svg_(self):
-        from .draw import svg
+        from .diagrams import svg
 
         return svg(self)
 
@@ -229,8 +229,9 @@ def trace(output: Variable, at: dict, mode: str = "primal", seed: dict | None = 
 
     steps: list[str] = []
     if mode == "forward":
-        seed = seed if seed is not None else {inputs[0]: 1.0}
-        seeds = {v: seed.get(v, 0.0) for v in leaves if is_float(v.dtype)}
+        if seed is None:  # by default, the direction of the first input (all ones for a tensor)
+            seed = {inputs[0]: np.ones(inputs[0].type.shape)} if inputs else {}
+        seeds = {v: np.broadcast_to(np.asarray(seed.get(v, 0.0)), v.type.shape) for v in leaves if is_float(v.dtype)}
         tangents = jvp([r.variable for r in rows if is_float(r.variable.dtype)], list(seeds), list(seeds.values()))
         for r, t in zip([r for r in rows if is_float(r.variable.dtype)], evaluate(tangents)):
             r.tangent = t

@@ -201,12 +201,12 @@ def draw(obj, path) -> pathlib.Path:
         raise RenderError(f"unknown diagram format {path.suffix!r}; use one of {', '.join('.' + f for f in FORMATS)}")
     text = to_dot(obj)
     if fmt == "dot":
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         return path
     try:
         path.write_bytes(render(text, fmt))
     except RenderError:
-        path.with_suffix(".dot").write_text(text)
+        path.with_suffix(".dot").write_text(text, encoding="utf-8")
         raise
     return path
 

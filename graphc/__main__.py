@@ -1,0 +1,7 @@
+"""``python -m graphc``: the same as the ``graphc`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
