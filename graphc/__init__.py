@@ -43,6 +43,7 @@ from .ops import *  # noqa: F403  (the op library is the public API)
 from .ops import random
 from .optimize import optimize
 from .printing import pformat, pprint
+from .symbolic import SymbolicError, from_sympy, to_sympy
 from .trace import Trace, trace
 from .types import TensorType
 

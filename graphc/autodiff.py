@@ -24,6 +24,7 @@ from .ops.base import as_variable
 from .types import is_float, shapes_compatible
 
 MODES = ("forward", "reverse")
+GRAD_MODES = ("forward", "reverse", "symbolic")
 
 
 def _listify(value) -> tuple[list, bool]:
@@ -176,12 +177,14 @@ def _forward_columns(y: Variable, x: Variable, what: str) -> Variable:
     return reshape(stack(columns, axis=-1), (*y.shape, *x.shape))
 
 
-def grad(cost, wrt, mode: str = "reverse", disconnected: str = "zero"):
+def grad(cost, wrt, mode: str = "reverse", disconnected: str = "zero", cse: bool = True, simplify: bool = False):
     """The gradient of a scalar ``cost`` with respect to ``wrt`` (one variable or a list).
 
     ``mode="reverse"`` (the default) runs one reverse sweep for all of ``wrt``;
     ``mode="forward"`` seeds one unit tangent per input element and runs one forward sweep
-    each, so its graph (and its cost) grows with the number of inputs.
+    each, so its graph (and its cost) grows with the number of inputs. ``mode="symbolic"``
+    differentiates through SymPy (scalar and elementwise graphs); ``cse`` and ``simplify`` turn
+    its common-subexpression sharing and simplification on or off.
     """
     cost = as_variable(cost)
     if cost.ndim != 0:
@@ -198,8 +201,12 @@ def grad(cost, wrt, mode: str = "reverse", disconnected: str = "zero"):
             else _zero_or_raise(x, disconnected)
             for x in xs
         ]
+    elif mode == "symbolic":
+        from .symbolic import grad as symbolic_grad
+
+        result = symbolic_grad(cost, xs, cse=cse, simplify=simplify)
     else:
-        raise GraphcError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise GraphcError(f"mode must be one of {', '.join(GRAD_MODES)}, got {mode!r}")
     return result[0] if single else result
 
 

@@ -237,7 +237,7 @@ def test_mistakes_get_clear_errors():
         gc.grad(x * 2.0, x)
     with pytest.raises(gc.DTypeError, match="int64"):
         gc.grad(gc.sum(x) * k, k)
-    with pytest.raises(gc.GraphcError, match="mode must be one of forward, reverse"):
+    with pytest.raises(gc.GraphcError, match="mode must be one of forward, reverse, symbolic"):
         gc.grad(gc.sum(x), x, mode="sideways")
     v = gc.vector("v")
     with pytest.raises(gc.ShapeError, match="static shape"):

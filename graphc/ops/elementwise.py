@@ -42,6 +42,7 @@ class Elementwise(Op):
     precedence: int = 11
     doc: str = ""
     d: tuple[Callable | None, ...] | None = None  # local partials, one per input: f(*inputs, out)
+    sympy: Callable | None = None  # the same function on SymPy expressions (None: no SymPy form)
     broadcasts = True  # inputs broadcast against each other (see types.unknown_broadcast_checks)
 
     def __call__(self, *args) -> Variable:
@@ -137,6 +138,14 @@ _NUM = "int float"
 _ANY = "bool int float"
 
 
+@functools.cache
+def _sp():
+    """SymPy, imported on first use: it takes a while to import and most programs never need it."""
+    import sympy
+
+    return sympy
+
+
 def _indicator(condition, like):
     return cast(condition, like.dtype)
 
@@ -151,7 +160,15 @@ _INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
 
 # ----- arithmetic ------------------------------------------------------------------------------
 add = Elementwise(
-    "add", 2, np.add, accepts=_ANY, symbol="+", precedence=7, doc="x + y", d=(lambda x, y, o: 1, lambda x, y, o: 1)
+    "add",
+    2,
+    np.add,
+    accepts=_ANY,
+    symbol="+",
+    precedence=7,
+    doc="x + y",
+    d=(lambda x, y, o: 1, lambda x, y, o: 1),
+    sympy=lambda a, b: a + b,
 )
 sub = Elementwise(
     "sub",
@@ -162,9 +179,18 @@ sub = Elementwise(
     precedence=7,
     doc="x - y",
     d=(lambda x, y, o: 1, lambda x, y, o: -1),
+    sympy=lambda a, b: a - b,
 )
 mul = Elementwise(
-    "mul", 2, np.multiply, accepts=_ANY, symbol="*", precedence=8, doc="x * y", d=(lambda x, y, o: y, lambda x, y, o: x)
+    "mul",
+    2,
+    np.multiply,
+    accepts=_ANY,
+    symbol="*",
+    precedence=8,
+    doc="x * y",
+    d=(lambda x, y, o: y, lambda x, y, o: x),
+    sympy=lambda a, b: a * b,
 )
 div = Elementwise(
     "div",
@@ -176,6 +202,7 @@ div = Elementwise(
     precedence=8,
     doc="x / y",
     d=(lambda x, y, o: 1 / y, lambda x, y, o: -o / y),
+    sympy=lambda a, b: a / b,
 )
 pow = Elementwise(
     "pow",
@@ -186,14 +213,18 @@ pow = Elementwise(
     precedence=10,
     doc="x ** y",
     d=(lambda x, y, o: y * x ** (y - 1), lambda x, y, o: where(eq(x, 0), 0, o * log(x))),
+    sympy=lambda a, b: a**b,
 )
-neg = Elementwise("neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=9, doc="-x", d=(lambda x, o: -1,))
+neg = Elementwise(
+    "neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=9, doc="-x", d=(lambda x, o: -1,), sympy=lambda a: -a
+)
 maximum = Elementwise(
     "maximum",
     2,
     np.maximum,
     doc="elementwise larger of x and y (NaN propagates)",
     d=(lambda x, y, o: 0.5 * (1 + sign(x - y)), lambda x, y, o: 0.5 * (1 - sign(x - y))),
+    sympy=lambda a, b: _sp().Max(a, b),
 )
 minimum = Elementwise(
     "minimum",
@@ -201,10 +232,11 @@ minimum = Elementwise(
     np.minimum,
     doc="elementwise smaller of x and y (NaN propagates)",
     d=(lambda x, y, o: 0.5 * (1 - sign(x - y)), lambda x, y, o: 0.5 * (1 + sign(x - y))),
+    sympy=lambda a, b: _sp().Min(a, b),
 )
-abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|", d=(lambda x, o: sign(x),))
-sign = Elementwise("sign", 1, np.sign, accepts=_NUM, doc="-1, 0 or 1")
-square = Elementwise("square", 1, np.square, accepts=_NUM, doc="x * x", d=(lambda x, o: 2 * x,))
+abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|", d=(lambda x, o: sign(x),), sympy=lambda a: _sp().Abs(a))
+sign = Elementwise("sign", 1, np.sign, accepts=_NUM, doc="-1, 0 or 1", sympy=lambda a: _sp().sign(a))
+square = Elementwise("square", 1, np.square, accepts=_NUM, doc="x * x", d=(lambda x, o: 2 * x,), sympy=lambda a: a**2)
 clip = Elementwise(
     "clip",
     3,
@@ -216,6 +248,7 @@ clip = Elementwise(
         lambda x, lo, hi, o: _indicator(x < lo, o),
         lambda x, lo, hi, o: _indicator(x > hi, o),
     ),
+    sympy=lambda x, lo, hi: _sp().Min(_sp().Max(x, lo), hi),
 )
 where = Elementwise(
     "where",
@@ -225,31 +258,86 @@ where = Elementwise(
     accepts=("bool", _ANY, _ANY),
     doc="a where cond else b",
     d=(None, lambda c, a, b, o: _indicator(c, o), lambda c, a, b, o: _indicator(~c, o)),
+    sympy=lambda c, a, b: _sp().Piecewise((a, c), (b, True)),
 )
 
 # ----- floating-point functions ----------------------------------------------------------------
-exp = Elementwise("exp", 1, np.exp, out="float", doc="e ** x", d=(lambda x, o: o,))
-log = Elementwise("log", 1, np.log, out="float", doc="natural logarithm", d=(lambda x, o: 1 / x,))
-log1p = Elementwise(
-    "log1p", 1, np.log1p, out="float", doc="log(1 + x), accurate for small x", d=(lambda x, o: 1 / (1 + x),)
+exp = Elementwise("exp", 1, np.exp, out="float", doc="e ** x", d=(lambda x, o: o,), sympy=lambda x: _sp().exp(x))
+log = Elementwise(
+    "log", 1, np.log, out="float", doc="natural logarithm", d=(lambda x, o: 1 / x,), sympy=lambda x: _sp().log(x)
 )
-expm1 = Elementwise("expm1", 1, np.expm1, out="float", doc="exp(x) - 1, accurate for small x", d=(lambda x, o: o + 1,))
-sin = Elementwise("sin", 1, np.sin, out="float", doc="sine", d=(lambda x, o: cos(x),))
-cos = Elementwise("cos", 1, np.cos, out="float", doc="cosine", d=(lambda x, o: -sin(x),))
-tan = Elementwise("tan", 1, np.tan, out="float", doc="tangent", d=(lambda x, o: 1 + o * o,))
-tanh = Elementwise("tanh", 1, np.tanh, out="float", doc="hyperbolic tangent", d=(lambda x, o: 1 - o * o,))
-sqrt = Elementwise("sqrt", 1, np.sqrt, out="float", doc="square root", d=(lambda x, o: 0.5 / o,))
+log1p = Elementwise(
+    "log1p",
+    1,
+    np.log1p,
+    out="float",
+    doc="log(1 + x), accurate for small x",
+    d=(lambda x, o: 1 / (1 + x),),
+    sympy=lambda x: _sp().log(1 + x),
+)
+expm1 = Elementwise(
+    "expm1",
+    1,
+    np.expm1,
+    out="float",
+    doc="exp(x) - 1, accurate for small x",
+    d=(lambda x, o: o + 1,),
+    sympy=lambda x: _sp().exp(x) - 1,
+)
+sin = Elementwise("sin", 1, np.sin, out="float", doc="sine", d=(lambda x, o: cos(x),), sympy=lambda x: _sp().sin(x))
+cos = Elementwise("cos", 1, np.cos, out="float", doc="cosine", d=(lambda x, o: -sin(x),), sympy=lambda x: _sp().cos(x))
+tan = Elementwise(
+    "tan", 1, np.tan, out="float", doc="tangent", d=(lambda x, o: 1 + o * o,), sympy=lambda x: _sp().tan(x)
+)
+tanh = Elementwise(
+    "tanh",
+    1,
+    np.tanh,
+    out="float",
+    doc="hyperbolic tangent",
+    d=(lambda x, o: 1 - o * o,),
+    sympy=lambda x: _sp().tanh(x),
+)
+sqrt = Elementwise(
+    "sqrt", 1, np.sqrt, out="float", doc="square root", d=(lambda x, o: 0.5 / o,), sympy=lambda x: _sp().sqrt(x)
+)
 erf = Elementwise(
-    "erf", 1, special.erf, out="float", doc="the error function", d=(lambda x, o: _SQRT_2_OVER_PI * exp(-x * x),)
+    "erf",
+    1,
+    special.erf,
+    out="float",
+    doc="the error function",
+    d=(lambda x, o: _SQRT_2_OVER_PI * exp(-x * x),),
+    sympy=lambda x: _sp().erf(x),
 )
 
 # ----- activations -----------------------------------------------------------------------------
 sigmoid = Elementwise(
-    "sigmoid", 1, special.expit, out="float", doc="1 / (1 + exp(-x)), computed stably", d=(lambda x, o: o * (1 - o),)
+    "sigmoid",
+    1,
+    special.expit,
+    out="float",
+    doc="1 / (1 + exp(-x)), computed stably",
+    d=(lambda x, o: o * (1 - o),),
+    sympy=lambda x: 1 / (1 + _sp().exp(-x)),
 )
-relu = Elementwise("relu", 1, _relu, accepts=_NUM, doc="max(x, 0)", d=(lambda x, o: _indicator(x > 0, o),))
+relu = Elementwise(
+    "relu",
+    1,
+    _relu,
+    accepts=_NUM,
+    doc="max(x, 0)",
+    d=(lambda x, o: _indicator(x > 0, o),),
+    sympy=lambda x: _sp().Max(x, 0),
+)
 softplus = Elementwise(
-    "softplus", 1, _softplus, out="float", doc="log(1 + exp(x)), computed stably", d=(lambda x, o: sigmoid(x),)
+    "softplus",
+    1,
+    _softplus,
+    out="float",
+    doc="log(1 + exp(x)), computed stably",
+    d=(lambda x, o: sigmoid(x),),
+    sympy=lambda x: _sp().log(1 + _sp().exp(x)),
 )
 gelu = Elementwise(
     "gelu",
@@ -258,19 +346,64 @@ gelu = Elementwise(
     out="float",
     doc="x * Phi(x), the exact (erf) form",
     d=(lambda x, o: 0.5 * (1 + erf(x * _INV_SQRT_2)) + x * exp(-0.5 * x * x) * _INV_SQRT_2PI,),
+    sympy=lambda x: x * (1 + _sp().erf(x / _sp().sqrt(2))) / 2,
 )
 stop_gradient = Elementwise("stop_gradient", 1, lambda x: x, doc="x, through which no derivative flows")
 
 # ----- comparisons and logic (piecewise constant: no derivative) ---------------------------
-lt = Elementwise("lt", 2, np.less, out="bool", symbol="<", precedence=4, doc="x < y")
-le = Elementwise("le", 2, np.less_equal, out="bool", symbol="<=", precedence=4, doc="x <= y")
-gt = Elementwise("gt", 2, np.greater, out="bool", symbol=">", precedence=4, doc="x > y")
-ge = Elementwise("ge", 2, np.greater_equal, out="bool", symbol=">=", precedence=4, doc="x >= y")
-eq = Elementwise("eq", 2, np.equal, out="bool", symbol="==", precedence=4, doc="x == y, elementwise")
-neq = Elementwise("neq", 2, np.not_equal, out="bool", symbol="!=", precedence=4, doc="x != y, elementwise")
-logical_and = Elementwise("logical_and", 2, np.logical_and, out="bool", accepts="bool", symbol="&", precedence=6)
-logical_or = Elementwise("logical_or", 2, np.logical_or, out="bool", accepts="bool", symbol="|", precedence=5)
-logical_not = Elementwise("logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=9)
+lt = Elementwise("lt", 2, np.less, out="bool", symbol="<", precedence=4, doc="x < y", sympy=lambda a, b: _sp().Lt(a, b))
+le = Elementwise(
+    "le", 2, np.less_equal, out="bool", symbol="<=", precedence=4, doc="x <= y", sympy=lambda a, b: _sp().Le(a, b)
+)
+gt = Elementwise(
+    "gt", 2, np.greater, out="bool", symbol=">", precedence=4, doc="x > y", sympy=lambda a, b: _sp().Gt(a, b)
+)
+ge = Elementwise(
+    "ge", 2, np.greater_equal, out="bool", symbol=">=", precedence=4, doc="x >= y", sympy=lambda a, b: _sp().Ge(a, b)
+)
+eq = Elementwise(
+    "eq",
+    2,
+    np.equal,
+    out="bool",
+    symbol="==",
+    precedence=4,
+    doc="x == y, elementwise",
+    sympy=lambda a, b: _sp().Eq(a, b),
+)
+neq = Elementwise(
+    "neq",
+    2,
+    np.not_equal,
+    out="bool",
+    symbol="!=",
+    precedence=4,
+    doc="x != y, elementwise",
+    sympy=lambda a, b: _sp().Ne(a, b),
+)
+logical_and = Elementwise(
+    "logical_and",
+    2,
+    np.logical_and,
+    out="bool",
+    accepts="bool",
+    symbol="&",
+    precedence=6,
+    sympy=lambda a, b: _sp().And(a, b),
+)
+logical_or = Elementwise(
+    "logical_or",
+    2,
+    np.logical_or,
+    out="bool",
+    accepts="bool",
+    symbol="|",
+    precedence=5,
+    sympy=lambda a, b: _sp().Or(a, b),
+)
+logical_not = Elementwise(
+    "logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=9, sympy=lambda a: _sp().Not(a)
+)
 
 
 # ----- casts: one row per target dtype; float to float passes the derivative ----------------
@@ -278,7 +411,18 @@ def _caster(dtype: str):
     return functools.partial(np.asarray, dtype=dtype)
 
 
-CASTS = {d: Elementwise(f"cast_{d}", 1, _caster(d), out=d, doc=f"to {d}", d=(lambda x, o: 1,)) for d in DTYPES}
+CASTS = {
+    d: Elementwise(
+        f"cast_{d}",
+        1,
+        _caster(d),
+        out=d,
+        doc=f"to {d}",
+        d=(lambda x, o: 1,),
+        sympy=(lambda x: x) if "float" in d else None,
+    )
+    for d in DTYPES
+}
 
 #: Every elementwise op, for tables that must cover them all (tests, derivative rules, kernels).
 ALL = (
