@@ -11,6 +11,7 @@ values::
 """
 
 from .autodiff import check_grad, grad, hessian, hvp, jacobian, jvp, numeric_grad, vjp
+from .compare import Comparison, compare_modes
 from .diagrams import RenderError, draw, to_dot
 from .errors import (
     ArityError,
@@ -43,6 +44,7 @@ from .ops import *  # noqa: F403  (the op library is the public API)
 from .ops import random
 from .optimize import optimize
 from .printing import pformat, pprint
+from .scaling import fd_error_curve, scaling
 from .symbolic import SymbolicError, from_sympy, to_sympy
 from .trace import Trace, trace
 from .types import TensorType

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import pathlib
 import sys
 
@@ -161,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("trace", help="the evaluation trace (primal, tangent or adjoint table)")
     dr = sub.add_parser("draw", help="a diagram of the graph, or of its trace with --mode")
-    for p in (tr, dr):
+    cp = sub.add_parser("compare", help="forward, reverse, symbolic and numeric derivatives side by side")
+    for p in (tr, dr, cp):
         p.add_argument("expression", help='e.g. "x1*x2 + exp(x1*x2) - sin(x2)"')
         p.add_argument("--at", action="append", default=[], metavar="NAME=VALUE", help="an input value (repeat)")
         p.add_argument("--seed", action="append", default=[], metavar="NAME=VALUE", help="forward-mode tangent seed")
@@ -169,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--mode", choices=("primal", "forward", "reverse"), default="primal")
     tr.add_argument("--format", choices=("text", "md", "latex", "html", "svg", "png", "pdf", "dot"), default=None)
     dr.add_argument("--mode", choices=("graph", "primal", "forward", "reverse"), default="graph")
+    cp.add_argument("--format", choices=("text", "md", "html"), default=None)
+    cp.add_argument("--plot", metavar="FILE", help="also save bar charts of error, time and graph size (.png, .svg)")
     dr.add_argument(
         "--grad", action="store_true", help="draw the function with its gradient, before and after optimization"
     )
@@ -185,9 +189,23 @@ def main(argv=None) -> int:
         seeds = dict(_assignment(a) for a in args.seed)
         output, inputs = parse(args.expression, values)
         missing = [n for n in inputs if n not in values]
-        mode = args.mode
-        if missing and (args.command == "trace" or mode != "graph"):
+        mode = getattr(args, "mode", "compare")
+        if missing and (args.command in ("trace", "compare") or mode != "graph"):
             raise ExpressionError(f"missing values for {', '.join(missing)}: add --at NAME=VALUE")
+        if args.command == "compare":
+            from .compare import compare_modes
+
+            variables = list(inputs.values())
+            report = compare_modes(output, variables, at={inputs[n]: values[n] for n in inputs})
+            if args.plot:
+                report.plot(args.plot)
+            fmt = args.format or {"md": "md", "html": "html"}.get(pathlib.Path(args.output or "").suffix[1:], "text")
+            text = {"text": str, "md": lambda r: r.to_markdown(), "html": lambda r: r.to_html()}[fmt](report)
+            if args.output:
+                pathlib.Path(args.output).write_text(text + "\n", encoding="utf-8")
+            else:
+                print(text)
+            return 0
         if args.command == "draw" and mode == "graph":
             from .autodiff import grad
             from .function import function
@@ -228,6 +246,9 @@ def main(argv=None) -> int:
                 out.write(text + "\n")
         else:
             print(text)
+        return 0
+    except BrokenPipeError:  # the reader went away (graphc ... | head): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (keeps Python from failing at exit)
         return 0
     except GraphcError as err:  # the detail only: a Python source line means nothing on a command line
         print(f"graphc: error: {err.op + ': ' if err.op else ''}{err.detail}", file=sys.stderr)
