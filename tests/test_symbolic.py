@@ -3,12 +3,17 @@ elementwise op, the options, expression swell, and clear errors."""
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+
 import numpy as np
 import pytest
 import sympy as sp
 from helpers import lecture
 
 import graphc as gc
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # A point away from every kink and inside every domain (log, sqrt, tan...), per argument.
 POINT = {1: (0.7,), 2: (0.7, 1.3), 3: (0.7, -0.4, 1.3)}
@@ -63,12 +68,11 @@ def test_options_cse_and_simplify():
 
 
 def logistic(n: int):
-    """l(1) = x, l(k+1) = 4 l(k) (1 - l(k)): returns x and l(n)."""
-    x = gc.scalar("x")
-    v = x
-    for _ in range(n - 1):
-        v = 4.0 * v * (1.0 - v)
-    return x, v
+    """l(1) = x, l(k+1) = 4 l(k) (1 - l(k)): the example's map, returns x and l(n)."""
+    spec = importlib.util.spec_from_file_location("expression_swell", ROOT / "examples" / "expression_swell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.logistic(n)
 
 
 def test_expression_swell_of_sympy_against_graphc():
