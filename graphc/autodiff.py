@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import DTypeError, GraphcError, GraphError, ShapeError
 from .graph import Constant, Variable, constant, toposort
-from .ops import cast, reshape, stack, zeros_like
+from .ops import cast, reshape, stack, zeros, zeros_like
 from .ops.base import as_variable
 from .types import is_float, shapes_compatible
 
@@ -171,6 +171,8 @@ def _unit(x: Variable, i: int) -> Variable:
 def _forward_columns(y: Variable, x: Variable, what: str) -> Variable:
     """∂y/∂x with one forward sweep per element of x: shape y.shape + x.shape."""
     n = _size(x, what)
+    if n == 0 or 0 in y.type.shape:
+        return zeros((*y.shape, *x.shape), x.dtype)
     if x.ndim == 0:
         return jvp(y, [x], [constant(np.ones((), x.dtype))])
     columns = [jvp(y, [x], [_unit(x, i)]) for i in range(n)]
@@ -223,7 +225,9 @@ def jacobian(y, x, mode: str = "reverse"):
         result = [_forward_columns(y, xi, "forward-mode jacobian") for xi in xs]
     elif mode == "reverse":
         m = _size(y, "reverse-mode jacobian")
-        if y.ndim == 0:
+        if m == 0 or any(0 in xi.type.shape for xi in xs):
+            result = [zeros((*y.shape, *xi.shape), xi.dtype) for xi in xs]
+        elif y.ndim == 0:
             result = vjp(y, xs, [constant(np.ones((), y.dtype))])
         else:
             rows = [vjp(y, xs, [_unit(y, i)]) for i in range(m)]

@@ -66,8 +66,10 @@ class ExpressionError(GraphcError, ValueError):
 
 
 def _point(text: str, node: ast.AST, message: str) -> ExpressionError:
-    col = len(text.encode()[: getattr(node, "col_offset", 0)].decode(errors="ignore"))  # ast counts bytes
-    return ExpressionError(f"{message}\n  {text}\n  {' ' * col}^")
+    lines = text.splitlines() or [""]
+    line = lines[min(getattr(node, "lineno", 1), len(lines)) - 1]
+    col = len(line.encode()[: getattr(node, "col_offset", 0)].decode(errors="ignore"))  # ast counts bytes
+    return ExpressionError(f"{message}\n  {line}\n  {' ' * col}^")
 
 
 def parse(text: str, values: dict[str, np.ndarray]):
@@ -92,7 +94,10 @@ def parse(text: str, values: dict[str, np.ndarray]):
             return build(node.body)
         if isinstance(node, ast.Constant):
             if type(node.value) in (int, float):
-                return float(node.value)
+                try:
+                    return float(node.value)
+                except OverflowError:
+                    raise _point(text, node, "this number is too large for a float64") from None
             raise _point(text, node, f"{node.value!r} is not allowed: constants must be numbers")
         if isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
@@ -118,7 +123,8 @@ def parse(text: str, values: dict[str, np.ndarray]):
                 raise _point(text, node.func, f"unknown function {name!r}; known: {known}")
             if node.keywords:
                 raise _point(text, node.keywords[0], "keyword arguments are not supported")
-            args = [build(a) for a in node.args]
+            # an int literal argument stays an int: it is an axis, as in sum(x, 0)
+            args = [a.value if isinstance(a, ast.Constant) and type(a.value) is int else build(a) for a in node.args]
             try:
                 return FUNCTIONS[node.func.id](*args)
             except GraphcError as err:
@@ -147,7 +153,7 @@ def _assignment(text: str) -> tuple[str, np.ndarray]:
         if not _numeric(parsed):
             raise ValueError(parsed)
         return name.strip(), np.asarray(parsed, dtype=np.float64)
-    except ValueError:  # not numbers, or ragged lists
+    except (ValueError, OverflowError):  # not numbers, ragged lists, or too large
         raise ExpressionError(message) from None
 
 

@@ -8,6 +8,8 @@ The registry holds nodes weakly, so graphs nobody refers to are freed.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import hashlib
 import threading
@@ -273,6 +275,21 @@ class Node:
 
 # ----- construction ---------------------------------------------------------------------------
 _registry_lock = threading.Lock()
+_rewriting_at: contextvars.ContextVar[SourceLocation | None] = contextvars.ContextVar("rewriting_at", default=None)
+
+
+@contextlib.contextmanager
+def created_at(location: SourceLocation | None):
+    """Nodes built inside this block record ``location`` instead of the running line: the
+    optimizer rebuilds a user's node through its own code, but errors should still point at the
+    line that wrote it."""
+    token = _rewriting_at.set(location)
+    try:
+        yield
+    finally:
+        _rewriting_at.reset(token)
+
+
 _nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _constants: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
@@ -291,7 +308,7 @@ def apply(op, inputs: Sequence[Variable]) -> tuple[Variable, ...]:
     node = _nodes.get(key)
     if node is not None and all(a is b for a, b in zip(node.inputs, inputs)):
         return node.outputs
-    location = user_location()
+    location = _rewriting_at.get() or user_location()
     if op.nin is not None and len(inputs) != op.nin:
         raise ArityError(f"takes {op.nin} inputs, got {len(inputs)}", op=op.name, location=location)
     for i in inputs:

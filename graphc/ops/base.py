@@ -116,7 +116,12 @@ def normalize_axes(axis, x: Variable, op: str) -> tuple[int, ...]:
     """``None`` means every axis; an int or a tuple of ints is checked and made non-negative."""
     if axis is None:
         return tuple(range(x.ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    try:
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    except TypeError:
+        raise ShapeError(
+            f"axis must be an int, a tuple of ints or None, got {axis!r} (input: {x.type})", op=op
+        ) from None
     norm = tuple(sorted(normalize_axis(a, x, op) for a in axes))
     if len(set(norm)) != len(norm):
         raise ShapeError(f"repeated axis in {axis!r} (input: {x.type})", op=op)

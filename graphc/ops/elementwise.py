@@ -245,8 +245,8 @@ clip = Elementwise(
     doc="x limited to [lo, hi]",
     d=(
         lambda x, lo, hi, o: _indicator((x >= lo) & (x <= hi), o),
-        lambda x, lo, hi, o: _indicator(x < lo, o),
-        lambda x, lo, hi, o: _indicator(x > hi, o),
+        lambda x, lo, hi, o: _indicator((x < lo) & (lo <= hi), o),
+        lambda x, lo, hi, o: _indicator(maximum(x, lo) > hi, o),
     ),
     sympy=lambda x, lo, hi: _sp().Min(_sp().Max(x, lo), hi),
 )

@@ -103,6 +103,21 @@ class Fused(Op):
     def __len__(self) -> int:
         return len(self.program)
 
+    def keeping(self, keep: list[int]) -> Fused:
+        """The kernel computing only the results at positions ``keep``, without the instructions
+        nothing left reads."""
+        n = len(self.in_types)
+        results = [self.results[k] for k in keep]
+        needed = {ref for ref, _ in results}
+        for k in range(len(self.program) - 1, -1, -1):
+            if n + k in needed:
+                needed.update(self.program[k][1])
+        kept = [k for k in range(len(self.program)) if n + k in needed]
+        new_ref = {r: r for r in range(n)} | {n + k: n + j for j, k in enumerate(kept)}
+        program = tuple((self.program[k][0], tuple(new_ref[r] for r in self.program[k][1])) for k in kept)
+        sources = tuple(self.sources[k] for k in kept if k < len(self.sources))
+        return Fused(self.in_types, program, tuple((new_ref[r], red) for r, red in results), sources)
+
     # ----- derivatives: through the unfused ops ---------------------------------------------------
     def composite(self, inputs) -> list:
         values = list(inputs)

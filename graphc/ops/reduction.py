@@ -3,6 +3,7 @@ argmax, whose output is an index, has its own."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,7 +91,14 @@ def _logsumexp_weights(op, x, out):
 
 SUM = ReduceKind("sum", np.sum, "sum", weights=lambda op, x, out: 1)
 PROD = ReduceKind("prod", np.prod, "sum", weights=_prod_weights)
-MEAN = ReduceKind("mean", np.mean, "float", weights=lambda op, x, out: 1 / _count(op, x))
+
+
+def _mean_weights(op, x, out):
+    count = _count(op, x)
+    return math.inf if isinstance(count, int) and count == 0 else 1 / count  # an empty mean spreads nothing
+
+
+MEAN = ReduceKind("mean", np.mean, "float", weights=_mean_weights)
 MAX = ReduceKind("max", np.max, "promote", needs_elements=True, weights=_extreme_weights)
 MIN = ReduceKind("min", np.min, "promote", needs_elements=True, weights=_extreme_weights)
 LOGSUMEXP = ReduceKind("logsumexp", _logsumexp, "float", weights=_logsumexp_weights)

@@ -52,7 +52,8 @@ def dce(outputs: list[Variable], fired: Counter) -> list[Variable]:
     for node in toposort(outputs):
         if isinstance(node.op, Fused) and not all(id(o) in used for o in node.outputs):
             keep = [k for k, o in enumerate(node.outputs) if id(o) in used]
-            op = Fused(node.op.in_types, node.op.program, tuple(node.op.results[k] for k in keep), node.op.sources)
+            op = node.op.keeping(keep)
+            fired["dead_kernel_instruction"] += len(node.op.program) - len(op.program)
             for k, new in zip(keep, apply(op, node.inputs)):
                 mapping[id(node.outputs[k])] = new
             fired["unused_kernel_result"] += len(node.outputs) - len(keep)

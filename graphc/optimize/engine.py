@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..errors import GraphcError
-from ..graph import Variable, apply, toposort
+from ..graph import Variable, apply, created_at, toposort
 from ..ops.elementwise import Elementwise
 
 Rule = Callable[[Variable], Variable | None]
@@ -41,12 +41,13 @@ def _sweep(outputs, rules, fired) -> tuple[list[Variable], bool]:
     for node in toposort(outputs):
         inputs = [mapping.get(i, i) for i in node.inputs]
         outs = node.outputs
-        if any(a is not b for a, b in zip(inputs, node.inputs)):
-            outs = apply(node.op, inputs)
-        if len(outs) == 1:
-            new = _apply_rules(outs[0], rules, fired)
-            if new is not outs[0]:
-                outs = (new,)
+        with created_at(node.location):  # what replaces a node keeps the user line that wrote it
+            if any(a is not b for a, b in zip(inputs, node.inputs)):
+                outs = apply(node.op, inputs)
+            if len(outs) == 1:
+                new = _apply_rules(outs[0], rules, fired)
+                if new is not outs[0]:
+                    outs = (new,)
         for old, new in zip(node.outputs, outs):
             if new is not old:
                 mapping[old] = new

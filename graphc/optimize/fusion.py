@@ -44,6 +44,8 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
         """Whether ``dst`` depends on ``src`` through nodes outside both (direct edges are fine)."""
         if src.start > dst.end:
             return False  # nothing in dst comes after src: it cannot depend on it
+        # Search backwards from dst's inputs. A third group counts as one unit: entering it at
+        # one member and leaving by another is a path too, once the groups are kernels.
         stack = [
             i.owner
             for m in dst.members
@@ -61,7 +63,9 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
                 return True
             if owner is dst:
                 continue
-            stack.extend(i.owner for i in node.inputs if i.owner is not None)
+            for member in owner.members + owner.reductions if owner is not None else [node]:
+                seen.add(id(member))
+                stack.extend(i.owner for i in member.inputs if i.owner is not None and id(i.owner) not in seen)
         return False
 
     def merge(into: _Group, other: _Group) -> None:
@@ -101,7 +105,7 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
         first = groups[0]
         for g in groups[1:]:
             a, b = group_of[id(first.members[0])], group_of[id(g.members[0])]
-            if a is not b and not reaches(a, b) and not reaches(b, a):
+            if a is not b and _acyclic(nodes, group_of, (a, b)):
                 merge(a, b) if len(a.members) >= len(b.members) else merge(b, a)
 
     for k, node in enumerate(nodes):  # reductions absorb their elementwise producer
@@ -112,9 +116,46 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
             if node.inputs[0].type.shape == g.shape and k > g.end:
                 g.reductions.append(node)
                 group_of[id(node)] = g
-                fired["absorb_reduction"] += 1
+                if _acyclic(nodes, group_of):
+                    fired["absorb_reduction"] += 1
+                else:  # reading it back through another kernel would make kernels wait on each other
+                    g.reductions.pop()
+                    del group_of[id(node)]
 
     return _rebuild(outputs, nodes, group_of, fired)
+
+
+def _acyclic(nodes, group_of, merged: tuple = ()) -> bool:
+    """Whether the graph of kernels (each group one unit, other nodes units of their own) has no
+    cycle, with the two groups in ``merged`` counted as one. Kahn's algorithm, O(nodes + edges):
+    a merge of two groups can close a cycle through a third, which no local check sees."""
+    same = {id(g): id(merged[0]) for g in merged}
+
+    def unit(node) -> int:
+        g = group_of.get(id(node))
+        return id(node) if g is None else same.get(id(g), id(g))
+
+    edges: dict[int, set[int]] = {}
+    indegree: dict[int, int] = {}
+    for node in nodes:
+        u = unit(node)
+        indegree.setdefault(u, 0)
+        for i in node.inputs:
+            if i.owner is not None:
+                p = unit(i.owner)
+                if p != u and u not in edges.setdefault(p, set()):
+                    edges[p].add(u)
+                    indegree[u] = indegree.get(u, 0) + 1
+    ready = [u for u, d in indegree.items() if d == 0]
+    seen = 0
+    while ready:
+        u = ready.pop()
+        seen += 1
+        for v in edges.get(u, ()):
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                ready.append(v)
+    return seen == len(indegree)
 
 
 def _rebuild(outputs, nodes, group_of, fired) -> list[Variable]:

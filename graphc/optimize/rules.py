@@ -31,13 +31,42 @@ def _value_is(v: Variable, value: float) -> bool:
 
 
 def _as_type_of(v: Variable, out: Variable) -> Variable | None:
-    """``v`` standing in for ``out``: cast to its dtype and broadcast to its shape if needed."""
+    """``v`` standing in for ``out``: cast to its dtype and broadcast to its shape if needed.
+
+    An unknown dimension of ``out`` is read from an input of ``out``'s node that has it unknown
+    too (unknown dimensions never broadcast, so they are equal), never from ``out`` itself: a
+    replacement that still needed ``out`` would keep it alive and be rewritten forever.
+    """
     if v.ndim > out.ndim:
         return None
     v = E.cast(v, out.dtype)
     if v.type.shape != out.type.shape:
-        v = broadcast_to(v, out.shape)
+        shape = _shape_without(out)
+        if shape is None:
+            return None
+        v = broadcast_to(v, shape)
     return v
+
+
+def _shape_without(out: Variable):
+    """``out``'s shape, with unknown dimensions taken from the inputs of the node that made it."""
+    from ..ops.shape import shape_dim
+
+    shape = []
+    for axis, dim in enumerate(out.type.shape):
+        if dim is not None:
+            shape.append(dim)
+            continue
+        source = None
+        for i in out.owner.inputs:
+            k = axis - (out.ndim - i.ndim)
+            if k >= 0 and i.type.shape[k] is None:
+                source = shape_dim(i, k)
+                break
+        if source is None:
+            return None
+        shape.append(source)
+    return tuple(shape)
 
 
 def _args(v: Variable):
@@ -160,7 +189,9 @@ def log_of_exp(v):
 def integer_power(v):
     """x ** 1, 2, 3, 4 into multiplications; x ** -1 into 1 / x; x ** 0.5 into sqrt(x)."""
     x, p = _args(v)
-    if not isinstance(p, Constant) or p.value.size != 1 or p.ndim > x.ndim or not is_float(v.dtype):
+    if not isinstance(p, Constant) or p.value.size != 1 or p.ndim > x.ndim or x.dtype != v.dtype:
+        return None  # x * x in x's own dtype is x ** p only when that is the result's dtype
+    if not is_float(v.dtype):
         return None
     k = float(p.value.reshape(()))
     if k == 1:
@@ -225,7 +256,11 @@ def sum_of_broadcast(v):
     copies = 1
     for axis, d in enumerate(b.shape):
         if axis < lead or (x.type.shape[axis - lead] == 1 and d != 1):  # an axis x lacks or broadcasts
-            copies = copies * (d if isinstance(d, int) else E.cast(d, v.dtype))
+            if not isinstance(d, int):
+                return None  # a length known only at run time may be 0: sum(x) * 0 is NaN for inf x
+            copies *= d
+    if copies == 0:
+        return None  # an empty sum is 0 even of inf or NaN
     return _as_type_of(Reduce(SUM, tuple(range(x.ndim)), False, x.ndim)(x) * copies, v)
 
 
@@ -233,14 +268,14 @@ def sum_of_broadcast(v):
 def log_sigmoid(v):
     """log(sigmoid x) = -softplus(-x): -800 stays -800 instead of log(0) = -inf."""
     (a,) = _args(v)
-    return -E.softplus(-_args(a)[0]) if _is(a, E.sigmoid) else None
+    return -E.softplus(-E.cast(_args(a)[0], v.dtype)) if _is(a, E.sigmoid) else None
 
 
 def log_one_minus_sigmoid(v):
     """log(1 - sigmoid x) = -softplus(x)."""
     (a,) = _args(v)
     if _is(a, E.sub) and _value_is(_args(a)[0], 1) and _is(_args(a)[1], E.sigmoid):
-        return _as_type_of(-E.softplus(_args(_args(a)[1])[0]), v)
+        return _as_type_of(-E.softplus(E.cast(_args(_args(a)[1])[0], v.dtype)), v)
     return None
 
 
