@@ -122,6 +122,9 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
                     g.reductions.pop()
                     del group_of[id(node)]
 
+    if not _acyclic(nodes, group_of):  # never seen; the cheap local checks above are not a proof
+        group_of = {id(n): _Group(n, k) for k, n in enumerate(nodes) if _fusible(n)}
+        fired["fallback_one_kernel_per_op"] += 1
     return _rebuild(outputs, nodes, group_of, fired)
 
 
