@@ -109,13 +109,18 @@ def canonical_operand_order(order: dict[int, int]):
 
 
 # ----- algebraic simplification ----------------------------------------------------------------
-def mul_by_one(v):
+def _without_identity(v, identity):
+    """The other operand of a commutative op whose one operand is its identity (x*1, 0+x)."""
     a, b = _args(v)
-    if _value_is(b, 1):
+    if _value_is(b, identity):
         return _as_type_of(a, v)
-    if _value_is(a, 1):
+    if _value_is(a, identity):
         return _as_type_of(b, v)
     return None
+
+
+def mul_by_one(v):
+    return _without_identity(v, 1)
 
 
 def mul_by_minus_one(v):
@@ -137,12 +142,7 @@ def mul_by_zero(v):
 
 
 def add_zero(v):
-    a, b = _args(v)
-    if _value_is(b, 0):
-        return _as_type_of(a, v)
-    if _value_is(a, 0):
-        return _as_type_of(b, v)
-    return None
+    return _without_identity(v, 0)
 
 
 def sub_zero(v):
