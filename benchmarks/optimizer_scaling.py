@@ -16,21 +16,30 @@ import numpy as np
 import graphc as gc
 
 
-def chain(n: int):
-    """A chain of about n nodes mixing elementwise ops, rewritable identities and matmuls."""
+def chain_step(k: int, v, w, tanh, sin):
+    """Step k of the chain, in any library with @, *, + and these functions (also PyTensor's)."""
+    if k % 10 == 0:
+        return v @ w  # breaks fusion groups, as layers do
+    if k % 7 == 0:
+        return v * 1.0 + 0.0  # identities the simplifier removes
+    return tanh(v) * 0.5 + sin(v)
+
+
+def chain_with_steps(n: int):
+    """A chain of about n nodes mixing elementwise ops, rewritable identities and matmuls; also
+    returns its number of steps, so other libraries can build the same computation."""
     x = gc.matrix("x", shape=(None, 8))
     w = gc.shared(np.eye(8), "w")
     v = x
     k = 0
     while len(gc.toposort(v)) < n:
         k += 1
-        if k % 10 == 0:
-            v = v @ w  # breaks fusion groups, as layers do
-        elif k % 7 == 0:
-            v = v * 1.0 + 0.0  # identities the simplifier removes
-        else:
-            v = gc.tanh(v) * 0.5 + gc.sin(v)
-    return [gc.sum(v)]
+        v = chain_step(k, v, w, gc.tanh, gc.sin)
+    return [gc.sum(v)], k
+
+
+def chain(n: int):
+    return chain_with_steps(n)[0]
 
 
 def logistic_gradient(n: int):

@@ -40,6 +40,7 @@ import time
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from optimizer_scaling import chain_step, chain_with_steps, logistic_gradient  # the same graphs, one source
 from pytensor.compile.maker import FunctionMaker
 from pytensor.compile.mode import get_mode
 from pytensor.compile.rebuild import construct_function_ins_and_outs
@@ -59,28 +60,11 @@ PT_NO_DISTRIBUTOR = PT_DEFAULT.excluding("local_greedy_distributor")
 # graphc graphs: the same loops as benchmarks/optimizer_scaling.py, also returning the number of loop steps.
 
 
-def gc_chain(n: int):
-    x = gc.matrix("x", shape=(None, 8))
-    w = gc.shared(np.eye(8), "w")
-    v = x
-    k = 0
-    while len(gc.toposort(v)) < n:
-        k += 1
-        if k % 10 == 0:
-            v = v @ w
-        elif k % 7 == 0:
-            v = v * 1.0 + 0.0
-        else:
-            v = gc.tanh(v) * 0.5 + gc.sin(v)
-    return [gc.sum(v)], k
+gc_chain = chain_with_steps
 
 
 def gc_logistic_gradient(n: int):
-    x = gc.scalar("l0")
-    v = x
-    for _ in range(n):
-        v = 4.0 * v * (1.0 - v)
-    return [v, gc.grad(v, x)], n
+    return logistic_gradient(n), n
 
 
 # PyTensor graphs: the same ops, for a given number of loop steps. Returns (inputs, outputs).
@@ -91,12 +75,7 @@ def pt_chain(steps: int):
     w = pytensor.shared(np.eye(8), "w")
     v = x
     for k in range(1, steps + 1):
-        if k % 10 == 0:
-            v = v @ w
-        elif k % 7 == 0:
-            v = v * 1.0 + 0.0
-        else:
-            v = pt.tanh(v) * 0.5 + pt.sin(v)
+        v = chain_step(k, v, w, pt.tanh, pt.sin)
     return [x], [pt.sum(v)]
 
 
