@@ -3,7 +3,7 @@
 ``exp = Elementwise("exp", 1, np.exp, out="float")`` defines the op, its dtype rule, its numpy
 reference and how it prints; ``gc.exp(x)`` calls the row. Broadcasting and dtype promotion are
 shared by all rows. The derivative rules, SymPy translation and scalar kernel code of each op
-belong in its row too, as the layers that need them land.
+belong in its row too: ``d`` (local partials), ``sympy`` and ``kernel`` (scalar code).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ class Elementwise(Op):
     doc: str = ""
     d: tuple[Callable | None, ...] | None = None  # local partials, one per input: f(*inputs, out)
     sympy: Callable | None = None  # the same function on SymPy expressions (None: no SymPy form)
+    # The scalar code compiled backends emit: a template over argument names {0}, {1}, ... and
+    # {T}, the constructor of the output dtype (write literals as {T}(0.5): a bare float literal
+    # would turn a float32 loop into a float64 one). Arguments are always plain names.
+    kernel: str | None = None
     broadcasts = True  # inputs broadcast against each other (see types.unknown_broadcast_checks)
 
     def __call__(self, *args) -> Variable:
@@ -158,6 +162,10 @@ _INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
 # Conventions at kinks are PyTorch's and JAX's: relu'(0) = 0, abs'(0) = 0, ties of maximum and
 # minimum split the derivative evenly, sqrt'(0) = inf, clip passes the gradient at its bounds.
 
+# NumPy's maximum and minimum propagate a NaN from either side.
+_MAX_CODE = "({0} if ({0} >= {1} or {0} != {0}) else {1})"
+_MIN_CODE = "({0} if ({0} <= {1} or {0} != {0}) else {1})"
+
 # ----- arithmetic ------------------------------------------------------------------------------
 add = Elementwise(
     "add",
@@ -169,6 +177,7 @@ add = Elementwise(
     doc="x + y",
     d=(lambda x, y, o: 1, lambda x, y, o: 1),
     sympy=lambda a, b: a + b,
+    kernel="{0} + {1}",
 )
 sub = Elementwise(
     "sub",
@@ -180,6 +189,7 @@ sub = Elementwise(
     doc="x - y",
     d=(lambda x, y, o: 1, lambda x, y, o: -1),
     sympy=lambda a, b: a - b,
+    kernel="{0} - {1}",
 )
 mul = Elementwise(
     "mul",
@@ -191,6 +201,7 @@ mul = Elementwise(
     doc="x * y",
     d=(lambda x, y, o: y, lambda x, y, o: x),
     sympy=lambda a, b: a * b,
+    kernel="{0} * {1}",
 )
 div = Elementwise(
     "div",
@@ -203,6 +214,7 @@ div = Elementwise(
     doc="x / y",
     d=(lambda x, y, o: 1 / y, lambda x, y, o: -o / y),
     sympy=lambda a, b: a / b,
+    kernel="{0} / {1}",
 )
 pow = Elementwise(
     "pow",
@@ -214,9 +226,19 @@ pow = Elementwise(
     doc="x ** y",
     d=(lambda x, y, o: y * x ** (y - 1), lambda x, y, o: where(eq(x, 0), 0, o * log(x))),
     sympy=lambda a, b: a**b,
+    kernel="{0} ** {1}",
 )
 neg = Elementwise(
-    "neg", 1, np.negative, accepts=_NUM, symbol="-", precedence=9, doc="-x", d=(lambda x, o: -1,), sympy=lambda a: -a
+    "neg",
+    1,
+    np.negative,
+    accepts=_NUM,
+    symbol="-",
+    precedence=9,
+    doc="-x",
+    d=(lambda x, o: -1,),
+    sympy=lambda a: -a,
+    kernel="-{0}",
 )
 maximum = Elementwise(
     "maximum",
@@ -225,6 +247,7 @@ maximum = Elementwise(
     doc="elementwise larger of x and y (NaN propagates)",
     d=(lambda x, y, o: 0.5 * (1 + sign(x - y)), lambda x, y, o: 0.5 * (1 - sign(x - y))),
     sympy=lambda a, b: _sp().Max(a, b),
+    kernel=_MAX_CODE,
 )
 minimum = Elementwise(
     "minimum",
@@ -233,10 +256,30 @@ minimum = Elementwise(
     doc="elementwise smaller of x and y (NaN propagates)",
     d=(lambda x, y, o: 0.5 * (1 - sign(x - y)), lambda x, y, o: 0.5 * (1 + sign(x - y))),
     sympy=lambda a, b: _sp().Min(a, b),
+    kernel=_MIN_CODE,
 )
-abs = Elementwise("abs", 1, np.abs, accepts=_NUM, doc="|x|", d=(lambda x, o: sign(x),), sympy=lambda a: _sp().Abs(a))
-sign = Elementwise("sign", 1, np.sign, accepts=_NUM, doc="-1, 0 or 1", sympy=lambda a: _sp().sign(a))
-square = Elementwise("square", 1, np.square, accepts=_NUM, doc="x * x", d=(lambda x, o: 2 * x,), sympy=lambda a: a**2)
+abs = Elementwise(
+    "abs",
+    1,
+    np.abs,
+    accepts=_NUM,
+    doc="|x|",
+    d=(lambda x, o: sign(x),),
+    sympy=lambda a: _sp().Abs(a),
+    kernel="abs({0})",
+)
+sign = Elementwise(
+    "sign",
+    1,
+    np.sign,
+    accepts=_NUM,
+    doc="-1, 0 or 1",
+    sympy=lambda a: _sp().sign(a),
+    kernel="({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {0}))",
+)
+square = Elementwise(
+    "square", 1, np.square, accepts=_NUM, doc="x * x", d=(lambda x, o: 2 * x,), sympy=lambda a: a**2, kernel="{0} * {0}"
+)
 clip = Elementwise(
     "clip",
     3,
@@ -249,6 +292,7 @@ clip = Elementwise(
         lambda x, lo, hi, o: _indicator(maximum(x, lo) > hi, o),
     ),
     sympy=lambda x, lo, hi: _sp().Min(_sp().Max(x, lo), hi),
+    kernel=_MIN_CODE.format(_MAX_CODE, "{2}"),
 )
 where = Elementwise(
     "where",
@@ -259,12 +303,29 @@ where = Elementwise(
     doc="a where cond else b",
     d=(None, lambda c, a, b, o: _indicator(c, o), lambda c, a, b, o: _indicator(~c, o)),
     sympy=lambda c, a, b: _sp().Piecewise((a, c), (b, True)),
+    kernel="({1} if {0} else {2})",
 )
 
 # ----- floating-point functions ----------------------------------------------------------------
-exp = Elementwise("exp", 1, np.exp, out="float", doc="e ** x", d=(lambda x, o: o,), sympy=lambda x: _sp().exp(x))
+exp = Elementwise(
+    "exp",
+    1,
+    np.exp,
+    out="float",
+    doc="e ** x",
+    d=(lambda x, o: o,),
+    sympy=lambda x: _sp().exp(x),
+    kernel="math.exp({0})",
+)
 log = Elementwise(
-    "log", 1, np.log, out="float", doc="natural logarithm", d=(lambda x, o: 1 / x,), sympy=lambda x: _sp().log(x)
+    "log",
+    1,
+    np.log,
+    out="float",
+    doc="natural logarithm",
+    d=(lambda x, o: 1 / x,),
+    sympy=lambda x: _sp().log(x),
+    kernel="math.log({0})",
 )
 log1p = Elementwise(
     "log1p",
@@ -274,6 +335,7 @@ log1p = Elementwise(
     doc="log(1 + x), accurate for small x",
     d=(lambda x, o: 1 / (1 + x),),
     sympy=lambda x: _sp().log(1 + x),
+    kernel="math.log1p({0})",
 )
 expm1 = Elementwise(
     "expm1",
@@ -283,11 +345,37 @@ expm1 = Elementwise(
     doc="exp(x) - 1, accurate for small x",
     d=(lambda x, o: o + 1,),
     sympy=lambda x: _sp().exp(x) - 1,
+    kernel="math.expm1({0})",
 )
-sin = Elementwise("sin", 1, np.sin, out="float", doc="sine", d=(lambda x, o: cos(x),), sympy=lambda x: _sp().sin(x))
-cos = Elementwise("cos", 1, np.cos, out="float", doc="cosine", d=(lambda x, o: -sin(x),), sympy=lambda x: _sp().cos(x))
+sin = Elementwise(
+    "sin",
+    1,
+    np.sin,
+    out="float",
+    doc="sine",
+    d=(lambda x, o: cos(x),),
+    sympy=lambda x: _sp().sin(x),
+    kernel="math.sin({0})",
+)
+cos = Elementwise(
+    "cos",
+    1,
+    np.cos,
+    out="float",
+    doc="cosine",
+    d=(lambda x, o: -sin(x),),
+    sympy=lambda x: _sp().cos(x),
+    kernel="math.cos({0})",
+)
 tan = Elementwise(
-    "tan", 1, np.tan, out="float", doc="tangent", d=(lambda x, o: 1 + o * o,), sympy=lambda x: _sp().tan(x)
+    "tan",
+    1,
+    np.tan,
+    out="float",
+    doc="tangent",
+    d=(lambda x, o: 1 + o * o,),
+    sympy=lambda x: _sp().tan(x),
+    kernel="math.tan({0})",
 )
 tanh = Elementwise(
     "tanh",
@@ -297,9 +385,17 @@ tanh = Elementwise(
     doc="hyperbolic tangent",
     d=(lambda x, o: 1 - o * o,),
     sympy=lambda x: _sp().tanh(x),
+    kernel="math.tanh({0})",
 )
 sqrt = Elementwise(
-    "sqrt", 1, np.sqrt, out="float", doc="square root", d=(lambda x, o: 0.5 / o,), sympy=lambda x: _sp().sqrt(x)
+    "sqrt",
+    1,
+    np.sqrt,
+    out="float",
+    doc="square root",
+    d=(lambda x, o: 0.5 / o,),
+    sympy=lambda x: _sp().sqrt(x),
+    kernel="math.sqrt({0})",
 )
 erf = Elementwise(
     "erf",
@@ -309,6 +405,7 @@ erf = Elementwise(
     doc="the error function",
     d=(lambda x, o: _SQRT_2_OVER_PI * exp(-x * x),),
     sympy=lambda x: _sp().erf(x),
+    kernel="math.erf({0})",
 )
 
 # ----- activations -----------------------------------------------------------------------------
@@ -320,6 +417,7 @@ sigmoid = Elementwise(
     doc="1 / (1 + exp(-x)), computed stably",
     d=(lambda x, o: o * (1 - o),),
     sympy=lambda x: 1 / (1 + _sp().exp(-x)),
+    kernel="{T}(1) / ({T}(1) + math.exp(-{0}))",
 )
 relu = Elementwise(
     "relu",
@@ -329,6 +427,7 @@ relu = Elementwise(
     doc="max(x, 0)",
     d=(lambda x, o: _indicator(x > 0, o),),
     sympy=lambda x: _sp().Max(x, 0),
+    kernel="({0} if ({0} > 0 or {0} != {0}) else {T}(0))",
 )
 softplus = Elementwise(
     "softplus",
@@ -338,6 +437,7 @@ softplus = Elementwise(
     doc="log(1 + exp(x)), computed stably",
     d=(lambda x, o: sigmoid(x),),
     sympy=lambda x: _sp().log(1 + _sp().exp(x)),
+    kernel="(({0} if {0} > 0 else {T}(0)) + math.log1p(math.exp(-abs({0}))))",
 )
 gelu = Elementwise(
     "gelu",
@@ -347,19 +447,54 @@ gelu = Elementwise(
     doc="x * Phi(x), the exact (erf) form",
     d=(lambda x, o: 0.5 * (1 + erf(x * _INV_SQRT_2)) + x * exp(-0.5 * x * x) * _INV_SQRT_2PI,),
     sympy=lambda x: x * (1 + _sp().erf(x / _sp().sqrt(2))) / 2,
+    kernel="{T}(0.5) * {0} * ({T}(1) + math.erf({0} * {T}(0.7071067811865476)))",
 )
-stop_gradient = Elementwise("stop_gradient", 1, lambda x: x, doc="x, through which no derivative flows")
+stop_gradient = Elementwise("stop_gradient", 1, lambda x: x, doc="x, through which no derivative flows", kernel="{0}")
 
 # ----- comparisons and logic (piecewise constant: no derivative) ---------------------------
-lt = Elementwise("lt", 2, np.less, out="bool", symbol="<", precedence=4, doc="x < y", sympy=lambda a, b: _sp().Lt(a, b))
+lt = Elementwise(
+    "lt",
+    2,
+    np.less,
+    out="bool",
+    symbol="<",
+    precedence=4,
+    doc="x < y",
+    sympy=lambda a, b: _sp().Lt(a, b),
+    kernel="{0} < {1}",
+)
 le = Elementwise(
-    "le", 2, np.less_equal, out="bool", symbol="<=", precedence=4, doc="x <= y", sympy=lambda a, b: _sp().Le(a, b)
+    "le",
+    2,
+    np.less_equal,
+    out="bool",
+    symbol="<=",
+    precedence=4,
+    doc="x <= y",
+    sympy=lambda a, b: _sp().Le(a, b),
+    kernel="{0} <= {1}",
 )
 gt = Elementwise(
-    "gt", 2, np.greater, out="bool", symbol=">", precedence=4, doc="x > y", sympy=lambda a, b: _sp().Gt(a, b)
+    "gt",
+    2,
+    np.greater,
+    out="bool",
+    symbol=">",
+    precedence=4,
+    doc="x > y",
+    sympy=lambda a, b: _sp().Gt(a, b),
+    kernel="{0} > {1}",
 )
 ge = Elementwise(
-    "ge", 2, np.greater_equal, out="bool", symbol=">=", precedence=4, doc="x >= y", sympy=lambda a, b: _sp().Ge(a, b)
+    "ge",
+    2,
+    np.greater_equal,
+    out="bool",
+    symbol=">=",
+    precedence=4,
+    doc="x >= y",
+    sympy=lambda a, b: _sp().Ge(a, b),
+    kernel="{0} >= {1}",
 )
 eq = Elementwise(
     "eq",
@@ -370,6 +505,7 @@ eq = Elementwise(
     precedence=4,
     doc="x == y, elementwise",
     sympy=lambda a, b: _sp().Eq(a, b),
+    kernel="{0} == {1}",
 )
 neq = Elementwise(
     "neq",
@@ -380,6 +516,7 @@ neq = Elementwise(
     precedence=4,
     doc="x != y, elementwise",
     sympy=lambda a, b: _sp().Ne(a, b),
+    kernel="{0} != {1}",
 )
 logical_and = Elementwise(
     "logical_and",
@@ -390,6 +527,7 @@ logical_and = Elementwise(
     symbol="&",
     precedence=6,
     sympy=lambda a, b: _sp().And(a, b),
+    kernel="{0} & {1}",
 )
 logical_or = Elementwise(
     "logical_or",
@@ -400,9 +538,18 @@ logical_or = Elementwise(
     symbol="|",
     precedence=5,
     sympy=lambda a, b: _sp().Or(a, b),
+    kernel="{0} | {1}",
 )
 logical_not = Elementwise(
-    "logical_not", 1, np.logical_not, out="bool", accepts="bool", symbol="~", precedence=9, sympy=lambda a: _sp().Not(a)
+    "logical_not",
+    1,
+    np.logical_not,
+    out="bool",
+    accepts="bool",
+    symbol="~",
+    precedence=9,
+    sympy=lambda a: _sp().Not(a),
+    kernel="not {0}",
 )
 
 
@@ -420,6 +567,7 @@ CASTS = {
         doc=f"to {d}",
         d=(lambda x, o: 1,),
         sympy=(lambda x: x) if "float" in d else None,
+        kernel="{0} != 0" if d == "bool" else "{0}",  # kernels cast every result to its dtype
     )
     for d in DTYPES
 }
