@@ -16,7 +16,7 @@ from ..graph import Constant, Variable, apply1, constant
 from ..ops import elementwise as E
 from ..ops.nn import Softmax, SoftmaxCrossEntropy
 from ..ops.reduction import LOGSUMEXP, SUM, Reduce
-from ..ops.shape import BroadcastTo, DimShuffle, Reshape, broadcast_to
+from ..ops.shape import BroadcastTo, DimShuffle, Reshape, ShapeDim, broadcast_to
 from ..types import is_float
 from .engine import rules_table
 
@@ -243,6 +243,17 @@ def reshape_chain(v):
     return None
 
 
+def shape_of_elementwise(v):
+    """The length of an unknown axis of an elementwise result is that of an input with that axis
+    unknown (unknown lengths never broadcast): read it there, so computing the shape does not
+    need the result (a gradient seed ``broadcast_to(1, shape(f))`` otherwise keeps f alive)."""
+    x = _args(v)[0]
+    if x.owner is None or not isinstance(x.owner.op, E.Elementwise) or x.type.shape[v.owner.op.axis] is not None:
+        return None
+    shape = _shape_without(x)
+    return None if shape is None else shape[v.owner.op.axis]
+
+
 def sum_of_broadcast(v):
     """sum(broadcast_to(x, shape)) over all axes = sum(x) times the number of copies."""
     op = v.owner.op
@@ -340,6 +351,7 @@ SIMPLIFY = rules_table(
     (DimShuffle, dimshuffle_chain),
     (Reshape, reshape_chain),
     (Reduce, sum_of_broadcast),
+    (ShapeDim, shape_of_elementwise),
 )
 STABILIZE = rules_table(
     (E.log, log_sigmoid),
