@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-numba lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check graphc tests examples benchmarks
 	$(PY) -m pytest -n 2 -q
+
+test-numba: $(VENV)/.installed
+	GRAPHC_TEST_BACKEND=numba $(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check graphc tests examples benchmarks

@@ -18,7 +18,9 @@ from .ops.base import as_variable
 from .types import format_shape
 
 #: Backend name -> module with a ``compile(leaves, outputs)`` function.
-BACKENDS = {"numpy": "graphc.backends.reference"}
+BACKENDS = {"numpy": "graphc.backends.reference", "numba": "graphc.backends.numba"}
+#: The backend of ``gc.function`` when none is named: compiled Numba kernels.
+DEFAULT_BACKEND = "numba"
 
 
 def _describe(v: Variable) -> str:
@@ -54,7 +56,7 @@ def _check_updates(updates) -> list[tuple[SharedVariable, Variable]]:
 class Function:
     """A compiled graph. Call it with one value per input (positionally or by input name)."""
 
-    def __init__(self, inputs, outputs, updates=None, backend: str = "numpy", optimize: str = "full"):
+    def __init__(self, inputs, outputs, updates=None, backend: str | None = None, optimize: str = "full"):
         self.single_output = isinstance(outputs, Variable)
         self.outputs = [outputs] if self.single_output else [as_variable(o) for o in (outputs or [])]
         self.inputs = self._check_inputs(inputs)
@@ -76,11 +78,15 @@ class Function:
             raise GraphError(f"optimize must be one of {', '.join(PIPELINES)}, got {optimize!r}")
         every, self._report = run_passes(every, optimize, report=True)
         self.graph = Graph(every, inputs=self.inputs)
+        backend = backend or DEFAULT_BACKEND
         if backend not in BACKENDS:
             raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
         self._run = importlib.import_module(BACKENDS[backend]).compile(self.inputs + self.shared, every)
         self._names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
+        self._accepts = [(np.dtype(v.dtype), v.type.shape, v.type.accepts_shape) for v in self.inputs]
+        # Results the backend guarantees to be fresh, writable arrays of their own (kernel outputs).
+        self._fresh = getattr(self._run, "fresh_outputs", [False] * len(every))
 
     @staticmethod
     def _check_inputs(inputs) -> list[Input]:
@@ -119,6 +125,17 @@ class Function:
         what = f"argument {position + 1} ({var.name or 'unnamed'}, {var.type})"
         return coerce_value(value, var.type, what, copy=False)
 
+    @property
+    def kernels(self) -> list:
+        """The compiled kernels, each with the graph nodes it computes (compiled backends only)."""
+        return list(getattr(self._run, "kernels", []))
+
+    def source(self) -> str:
+        """The code the backend generated: the driver, then each kernel (compiled backends only)."""
+        if not hasattr(self._run, "source"):
+            raise GraphError(f"the {self.backend} backend generates no code; compile with backend='numba'")
+        return self._run.source()
+
     def optimization_report(self):
         """What the optimizer did to this function: per pass, nodes before and after, rewrites, time."""
         return self._report
@@ -127,13 +144,26 @@ class Function:
         return ", ".join(f"{v.name or '?'}: {v.type}" for v in self.inputs)
 
     def __call__(self, *args, **kwargs):
-        leaves = self._bind(args, kwargs) + [s._value for s in self.shared]
+        # The fast path (positional arrays of the right dtype and shape) costs a few attribute
+        # reads per argument: a compiled function's call overhead is mostly this method.
+        if kwargs or len(args) != len(self._accepts):
+            values = self._bind(args, kwargs)
+        else:
+            values = [
+                a
+                if type(a) is np.ndarray and a.dtype is dtype and (a.shape == shape or fits(a.shape))
+                else self._coerce(v, a, i)
+                for i, (a, v, (dtype, shape, fits)) in enumerate(zip(args, self.inputs, self._accepts))
+            ]
+        leaves = values + [s._value for s in self.shared]
         results = self._run(leaves)
         # Results never alias the caller's arguments, shared values, read-only views or each other.
         fresh: list[np.ndarray] = []
-        for r in results:
-            aliased = any(r is v for v in leaves) or any(r is f for f in fresh)
-            fresh.append(r if r.flags.owndata and r.flags.writeable and not aliased else np.array(r))
+        for r, known in zip(results, self._fresh):
+            if not known:
+                aliased = any(r is v for v in leaves) or any(r is f for f in fresh)
+                r = r if r.flags.owndata and r.flags.writeable and not aliased else np.array(r)
+            fresh.append(r)
         for (target, _), new in zip(self.updates, fresh[len(self.outputs) :]):
             target._value = new
         outs = fresh[: len(self.outputs)]
@@ -151,11 +181,13 @@ class Function:
 _MISSING = object()
 
 
-def function(inputs, outputs, updates=None, backend: str = "numpy", optimize: str = "full") -> Function:
+def function(inputs, outputs, updates=None, backend: str | None = None, optimize: str = "full") -> Function:
     """Compile ``outputs`` as a function of ``inputs``; ``updates`` maps shared variables to new values.
 
     ``outputs`` may be one variable (the call returns one array) or a list (the call returns a
     list). Updates are applied together after the outputs are computed. ``optimize`` is the
-    optimizer level: "none", "fast" or "full" (see ``graphc.optimize``).
+    optimizer level: "none", "fast" or "full" (see ``graphc.optimize``). ``backend`` is "numba"
+    (compiled kernels, the default) or "numpy" (the reference interpreter, which compiles
+    nothing and checks every node's result against its type).
     """
     return Function(inputs, outputs, updates=updates, backend=backend, optimize=optimize)

@@ -32,6 +32,8 @@ DTYPES = ("bool", "int64", "float32", "float64")
 KIND_DTYPES = {"bool": ("bool",), "int": ("int64",), "float": FLOATS}
 #: Tolerances of one op (rtol, also used as atol for results near 0): float32 within ~8 ulps.
 RTOL = {"float32": 1e-6, "float64": 1e-12}
+#: The Numba backend against the numpy backend.
+BACKEND_RTOL = {"float32": 1e-5, "float64": 1e-12}
 #: Tolerances of ops that accumulate (matmul, conv, pooling): the summation order is the backend's.
 ACCUM_RTOL = {"float32": 1e-5, "float64": 1e-12}
 
@@ -56,13 +58,22 @@ def evaluate(outputs, *pairs):
     Every result must match its variable's static type: same dtype, and a shape its static shape
     accepts.
     """
-    f = gc.function([v for v, _ in pairs], outputs)
+    f = gc.function([v for v, _ in pairs], outputs, backend="numpy")
     results = f(*[value for _, value in pairs])
     single = isinstance(outputs, gc.Variable)
     for var, result in zip([outputs] if single else outputs, [results] if single else results):
         assert isinstance(result, np.ndarray)
         assert result.dtype.name == var.dtype, f"result is {result.dtype}, static type is {var.type}"
         assert var.type.accepts_shape(result.shape), f"result shape {result.shape}, static type {var.type}"
+    # The same case compiled to Numba kernels gives the numpy backend's results.
+    compiled = gc.function([v for v, _ in pairs], outputs, backend="numba")(*[value for _, value in pairs])
+    for fast, slow in zip([compiled] if single else compiled, [results] if single else results):
+        assert fast.dtype == slow.dtype and fast.shape == slow.shape
+        tol = BACKEND_RTOL.get(slow.dtype.name)
+        if tol is None:
+            np.testing.assert_array_equal(fast, slow)
+        else:
+            np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol, equal_nan=True)
     return results
 
 

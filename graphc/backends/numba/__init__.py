@@ -1,0 +1,139 @@
+"""The Numba CPU backend: generated loop kernels, one generated driver per function.
+
+``compile(leaves, outputs)`` lowers each node (``lowering.py``: fused groups and reductions to
+generated loop kernels, softmax to row kernels, matrix products to BLAS, the rest to their NumPy
+reference), then writes one straight-line Python *driver* that calls them with positional
+arrays, so a call costs one Python frame plus one dispatch per kernel rather than a loop over
+nodes. Kernels are compiled by numba with explicit signatures and kept in the persistent cache
+(``cache.py``).
+
+Errors: kernels check the lengths they rely on and raise a bare ``ValueError``; on any failure
+the driver re-runs the call on the NumPy reference backend, which raises the same precise error
+(op, shapes, user line) the numpy backend would. If the reference succeeds where the kernels
+failed, that is a graphc bug and the original error is raised with a note saying so.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ...graph import Constant, Variable, toposort
+from .. import reference
+from .lowering import Kernel, Step, lower
+
+__all__ = ["compile", "Program"]
+
+
+def _contiguous(x) -> np.ndarray:
+    """``x`` as a C-contiguous array of its own rank (np.ascontiguousarray makes 0-d arrays 1-d)."""
+    if type(x) is np.ndarray and x.flags.c_contiguous:
+        return x
+    x = np.asarray(x)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(x.shape)
+
+
+class Program:
+    """What the backend built for one function: the driver, its kernels and their source."""
+
+    def __init__(self, leaves: list[Variable], outputs: list[Variable]):
+        self.leaves, self.outputs = leaves, outputs
+        names: dict[Variable, str] = {v: f"v{i}" for i, v in enumerate(leaves)}
+        contiguous: set[Variable] = set()
+        env: dict[str, object] = {"np": np, "_ascontiguous": _contiguous}
+        lines: list[str] = []
+        prologue: list[str] = []
+        leaf_set = set(leaves)
+        self._kernels: list[Kernel] = []
+        self._parallel: list = []  # parallel versions, compiled on first use
+
+        def name_of(v: Variable) -> str:
+            if v not in names:
+                names[v] = f"v{len(names)}"
+                if isinstance(v, Constant):  # a private writable copy: kernels take plain arrays
+                    env[names[v]] = np.array(v.value)
+                    contiguous.add(v)
+            return names[v]
+
+        nodes = toposort(outputs)
+        steps = [lower(node.op, node) for node in nodes]
+        # Drop steps nothing reads any more (a broadcast_to a kernel now reads through).
+        live = set(outputs)
+        for node, step in zip(reversed(nodes), reversed(steps)):
+            if any(v in live for v in node.outputs):
+                live.update(step.args)
+        # OpenBLAS's threads keep spinning after a product and numba's OpenMP threads after a
+        # parallel loop: in one function they fight over the cores (the W2 training step took
+        # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
+        uses_blas = any(step.call is np.matmul for step in steps)
+        for k, (node, step) in enumerate(zip(nodes, steps)):
+            if not any(v in live for v in node.outputs):
+                continue
+            env[f"op{k}"] = step.call
+            args = []
+            for v in step.args:
+                text = name_of(v)
+                if step.contiguous_in and v not in contiguous:
+                    if v in leaf_set:  # once, at the top of the driver
+                        prologue.append(f"    {text} = _ascontiguous({text})")
+                        contiguous.add(v)
+                    else:
+                        text = f"_ascontiguous({text})"
+                args.append(text)
+            outs = [name_of(v) for v in node.outputs]
+            target = ", ".join(outs) + ("," if step.multi and len(outs) == 1 else "")
+            comment = f"  # {node.op.name}" + (f" [{step.kernel.name} {len(self._kernels)}]" if step.kernel else "")
+            call = f"op{k}"
+            if step.parallel is not None and not uses_blas:
+                env[f"op{k}p"] = step.parallel
+                self._parallel.append(step.parallel)
+                call = f"(op{k}p if {args[step.size_arg]}.size >= {step.threshold} else op{k})"
+            lines.append(f"    {target} = {call}({', '.join(args)}){comment}")
+            if step.kernel is not None:
+                self._kernels.append(step.kernel)
+            if step.contiguous_out:
+                contiguous.update(node.outputs)
+        results = [name_of(v) for v in outputs]
+        made = {
+            v
+            for node, step in zip(nodes, steps)
+            if step.kernel is not None or step.call is np.matmul
+            for v in node.outputs
+        }
+        self.fresh_outputs = [v in made and outputs.count(v) == 1 for v in outputs]
+        unpack = ", ".join(names[v] for v in leaves) + ("," if len(leaves) == 1 else "")
+        head = "def driver(values):\n" + (f"    {unpack} = values\n" if leaves else "")
+        self.driver_source = (
+            head + "\n".join(prologue + lines) + ("\n" if lines else "") + f"    return [{', '.join(results)}]\n"
+        )
+        exec(builtins.compile(self.driver_source, "<graphc driver>", "exec"), env)
+        self.driver = env["driver"]
+        self._reference = None
+
+    @property
+    def kernels(self) -> list[Kernel]:
+        """The compiled kernels, in call order; parallel versions once a call has needed them."""
+        return self._kernels + [later.kernel for later in self._parallel if later.kernel is not None]
+
+    def source(self) -> str:
+        """The driver and every kernel's source, as generated."""
+        parts = ["# driver\n" + self.driver_source]
+        for k, kernel in enumerate(self.kernels):
+            parts.append(f"# kernel {k}: {kernel.name}\n{kernel.source}")
+        return "\n".join(parts)
+
+    def __call__(self, values):
+        try:
+            return self.driver(values)
+        except Exception as err:
+            if self._reference is None:
+                self._reference = reference.compile(self.leaves, self.outputs)
+            self._reference(values)  # raises the numpy backend's error, naming the op and line
+            err.add_note("graphc: the numpy backend computed this call; the numba kernels failed (a graphc bug)")
+            raise
+
+
+def compile(leaves: list[Variable], outputs: list[Variable]) -> Program:
+    """A callable ``run(values)`` evaluating ``outputs`` from one value per leaf."""
+    return Program(leaves, outputs)

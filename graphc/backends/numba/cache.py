@@ -1,0 +1,134 @@
+"""The persistent kernel cache: generated modules on disk, compiled once per machine.
+
+numba's ``cache=True`` needs a function defined in a real file, so each kernel's source is
+written to a content-addressed module ``k<hash>.py`` (the hash covers the source and the identity
+of graphc, numba, Python and the CPU) and imported; numba then keeps the machine code next to it
+in ``__pycache__`` and a second process loads it instead of compiling.
+
+Files are written to a temporary name and linked into place, so a reader never sees half a file
+and an entry is never rewritten while another process may be reading it. Corruption is detected,
+not trusted: a module whose text does not match its hash is written again, and a checksum file
+records numba's cache files after a successful load; files that do not match it (or that a
+crashed process left without one) are removed before import, so numba compiles afresh instead
+of loading damaged machine code. A load that fails anyway is retried once after removing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+_loaded: dict[str, object] = {}
+
+
+@functools.cache
+def identity() -> str:
+    """What a compiled kernel depends on besides its source."""
+    import llvmlite
+    import llvmlite.binding as ll
+    import numba
+    import numpy
+
+    from ... import __version__
+
+    features = ll.get_host_cpu_features().flatten()
+    return (
+        f"graphc {__version__}; numba {numba.__version__}; llvmlite {llvmlite.__version__}; numpy {numpy.__version__}; "
+        f"python {sys.version_info[:3]}; cpu {ll.get_host_cpu_name()} {features}"
+    )
+
+
+def cache_dir() -> Path:
+    """``$GRAPHC_CACHE_DIR``, else the user's cache directory (``$XDG_CACHE_HOME/graphc``)."""
+    if os.environ.get("GRAPHC_CACHE_DIR"):
+        return Path(os.environ["GRAPHC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "graphc"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_new(path: Path, data: bytes, replace: bool = False) -> None:
+    """Write ``path`` atomically: readers see the old file, or none, or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            with contextlib.suppress(FileExistsError):  # another process got there first: keep theirs
+                os.link(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _numba_files(path: Path) -> list[Path]:
+    return sorted((path.parent / "__pycache__").glob(f"{path.stem}.*.nb[ic]"))
+
+
+def _sums(path: Path) -> dict[str, str]:
+    return {f.name: _digest(f.read_bytes()) for f in _numba_files(path)}
+
+
+def _purge(path: Path) -> None:
+    for f in _numba_files(path):
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+
+
+def load(module_text: str, name: str = "kernel"):
+    """The function ``name`` of the module ``module_text``, compiled or loaded from the cache."""
+    key = _digest((identity() + "\n" + module_text).encode())[:40]
+    if key in _loaded:
+        return _loaded[key]
+    directory = cache_dir() / key[:2]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"k{key}.py"
+    data = module_text.encode()
+    if not path.exists():
+        _write_new(path, data)
+    if path.read_bytes() != data:  # damaged: write it again (numba's stamps then go stale)
+        _write_new(path, data, replace=True)
+        _purge(path)
+    sums_path = path.with_suffix(".sums")
+    try:
+        recorded = json.loads(sums_path.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if _sums(path) != recorded:
+        _purge(path)
+    try:
+        module = _import(path, key)
+    except Exception:
+        _purge(path)
+        module = _import(path, key)
+    found = _sums(path)
+    if found and found != recorded:
+        _write_new(sums_path, json.dumps(found).encode(), replace=True)
+    fn = getattr(module, name)
+    _loaded[key] = fn
+    return fn
+
+
+def _import(path: Path, key: str):
+    name = f"graphc_kernel_{key}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # numba finds a cached kernel's globals through it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

@@ -1,0 +1,370 @@
+"""Loop kernels for fused elementwise groups and their reductions, generated as Python source.
+
+A :class:`~graphc.ops.fused.Fused` node is a scalar program over broadcast inputs whose
+instructions all have one static shape, the kernel's *iteration space*. Its source is written
+in four steps:
+
+1. **Lengths and checks.** Each axis of the iteration space gets its length from the type, or,
+   where the type says ``None``, from the first input with an unknown length there; every other
+   input with an unknown length on that axis is checked against it, so a mismatch raises before
+   any element is read (numba does no bounds checks).
+2. **Collapsing.** Adjacent axes on which every input and every reduction behave alike (all read
+   the full axis or all broadcast it; all reduce it or all keep it) merge into one. A purely
+   elementwise kernel over same-shaped inputs becomes one flat loop that LLVM vectorizes.
+3. **The loop nest.** Every array is viewed (``reshape`` of a C-contiguous array is free) at the
+   collapsed rank, broadcast axes having length 1 and index 0. The body loads the inputs, runs
+   the program (each instruction cast to its static dtype, so float32 stays float32), stores the
+   elementwise results and accumulates the reductions. Reductions whose axes are a suffix of the
+   nest use scalar accumulators; others accumulate into an array. float32 and integer reductions
+   accumulate in float64 and int64. ``logsumexp`` takes a second sweep, shifted by the maximum.
+4. **Parallelism.** When the iteration space may exceed :func:`parallel_threshold` elements and
+   the outermost loop is not reduced, a second version runs the outer loop with ``prange``. It
+   is compiled the first time a call is that large (compiling a parallel loop takes seconds).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...ops.fused import Fused
+from ...ops.reduction import LOGSUMEXP, MAX, MEAN, MIN, PROD, Reduce
+from ...types import TensorType
+from . import vmath
+
+#: Iteration spaces of at least this many elements run the ``prange`` version of a kernel: about
+#: where 2 threads started beating 1 on this project's 2-core machines (docs/performance.md),
+#: for cheap arithmetic and for kernels calling a transcendental function.
+PARALLEL_THRESHOLD = 30_000
+PARALLEL_THRESHOLD_TRANSCENDENTAL = 2_000
+_TRANSCENDENTAL = {
+    "exp",
+    "log",
+    "log1p",
+    "expm1",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "erf",
+    "sigmoid",
+    "softplus",
+    "gelu",
+    "pow",
+}
+
+
+def parallel_threshold(op: Fused) -> int:
+    """How big an iteration space must be for the parallel version of ``op`` to pay off."""
+    heavy = any(row.name in _TRANSCENDENTAL for row, _ in op.program)
+    return PARALLEL_THRESHOLD_TRANSCENDENTAL if heavy else PARALLEL_THRESHOLD
+
+
+CTOR = {"float64": "np.float64", "float32": "np.float32", "int64": "np.int64", "bool": "np.bool_"}
+NUMBA_DTYPE = {"float64": "nb.float64", "float32": "nb.float32", "int64": "nb.int64", "bool": "nb.boolean"}
+
+HEADER = """import math
+
+import numba as nb
+import numpy as np
+from numba import prange
+{vm}
+
+def _A(dtype, ndim):
+    return nb.types.Array(dtype, ndim, "C", readonly=True)
+"""
+_VECTOR_CALL = re.compile(r"\bmath\.(" + "|".join(vmath.FUNCTIONS) + r")\(")
+
+
+def module_text(body: str) -> str:
+    """A kernel's module: imports, then ``body``, with libm calls vectorizable where libmvec is."""
+    if vmath.AVAILABLE:
+        return (
+            HEADER.format(vm="\nfrom graphc.backends.numba import vmath as vm\n")
+            + "\n"
+            + _VECTOR_CALL.sub(r"vm.\1(", body)
+        )
+    return HEADER.format(vm="") + "\n" + body
+
+
+def literal(value: np.ndarray) -> str:
+    """A scalar constant as code of its own dtype (``np.float32(0.5)``, not ``0.5``)."""
+    v = value.reshape(()).item()
+    dtype = value.dtype.name
+    if dtype == "bool":
+        return repr(bool(v))
+    if dtype == "int64":
+        return f"np.int64({int(v)})"
+    if math.isnan(v):
+        text = "math.nan"
+    elif math.isinf(v):
+        text = "math.inf" if v > 0 else "-math.inf"
+    else:
+        text = repr(float(v))
+    return f"{CTOR[dtype]}({text})"
+
+
+def signature(types: list[TensorType]) -> str:
+    """The explicit numba signature of a kernel taking read-only C-contiguous arrays."""
+    return "(" + "".join(f"_A({NUMBA_DTYPE[t.dtype]}, {t.ndim}), " for t in types) + ")"
+
+
+@dataclass
+class _Result:
+    position: int  # which result of the kernel
+    ref: int
+    reduce: Reduce | None
+
+
+def _accumulator_dtype(kind, dtype: str) -> str:
+    if kind in (MEAN, LOGSUMEXP) or dtype in ("float32", "float64"):
+        return "float64"
+    return "int64"
+
+
+def _init(kind, acc_dtype: str) -> str:
+    if kind is MAX:
+        return "-math.inf" if acc_dtype == "float64" else "np.int64(-9223372036854775808)"
+    if kind is MIN:
+        return "math.inf" if acc_dtype == "float64" else "np.int64(9223372036854775807)"
+    if kind is PROD:
+        return f"{CTOR[acc_dtype]}(1)"
+    return f"{CTOR[acc_dtype]}(0)"
+
+
+def _accumulate(kind, target: str, value: str) -> list[str]:
+    if kind is MAX:
+        return [f"if {value} > {target} or {value} != {value}:", f"    {target} = {value}"]
+    if kind is MIN:
+        return [f"if {value} < {target} or {value} != {value}:", f"    {target} = {value}"]
+    if kind is PROD:
+        return [f"{target} *= {value}"]
+    return [f"{target} += {value}"]
+
+
+class _Writer:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 1
+
+    def __call__(self, *lines: str) -> None:
+        self.lines.extend("    " * self.depth + line for line in lines)
+
+
+def fused_source(
+    op: Fused,
+    inline: dict[int, str],
+    expect: dict[int, int] | None = None,
+    read_shapes: dict[int, tuple] | None = None,
+    parallel: bool = False,
+) -> tuple[str, list[int], bool]:
+    """The source of ``def kernel(...)`` computing ``op``'s results, the input positions it takes
+    and whether a ``prange`` version (asked for with ``parallel``) could pay off.
+
+    Inputs in ``inline`` are scalar constants written into the code. Inputs in ``expect`` are
+    int64 scalars giving the run-time length of an iteration axis, which the kernel checks (or
+    takes the length from, when no array has it). ``read_shapes`` gives the shape of the array
+    actually passed for an input, where it is smaller than the input's type (it broadcasts).
+
+    The kernel is shape-generic: only a length of 1 (a broadcast) is fixed in it, every other
+    length is read at run time, so the same kernel serves every graph that differs only in
+    sizes (all the Adam updates of a network, say) and is compiled once.
+    """
+    expect, read_shapes = expect or {}, read_shapes or {}
+    n = op.nin
+    args = [p for p in range(n) if p not in inline]
+    dims = {p: inline.get(p, f"a{p}.reshape(1)[0]") for p in expect}
+    reading = [p for p in args if p not in expect]
+    types = op._types
+    refs = [ref for ref, _ in op.results]
+    space = types[n].shape if op.program else types[refs[0]].shape
+    rank = len(space)
+    results = [_Result(k, ref, red) for k, (ref, red) in enumerate(op.results)]
+    reductions = [r for r in results if r.reduce is not None]
+
+    def aligned(p: int, axis: int):
+        """Whether input p reads iteration axis ``axis`` (False: it broadcasts it), and which of
+        its own axes that is."""
+        shape = read_shapes.get(p, op.in_types[p].shape)
+        k = axis - (rank - len(shape))
+        return (shape[k] != 1, k) if k >= 0 else (False, None)
+
+    w = _Writer()
+    # 1. lengths and checks
+    length: list[str] = []
+    for a in range(rank):
+        source = next((p for p in reading if aligned(p, a)[0]), None)
+        if source is not None:
+            length.append(f"a{source}.shape[{aligned(source, a)[1]}]")
+        elif a in expect.values():
+            length.append(next(dims[q] for q, axis in expect.items() if axis == a))
+        else:
+            length.append(str(space[a]))  # only broadcast inputs: a fixed length (or 1)
+    for a in range(rank):
+        w(f"d{a} = {length[a]}")
+    for q, a in expect.items():
+        if length[a] != dims[q]:
+            w(f"if {dims[q]} != d{a}:", "    raise ValueError('broadcast length differs')")
+    for p in reading:
+        for a in range(rank):
+            reads, k = aligned(p, a)
+            if reads and length[a] != f"a{p}.shape[{k}]":
+                w(f"if a{p}.shape[{k}] != d{a}:", "    raise ValueError('operand lengths differ')")
+
+    # 2. collapsing
+    def pattern(a: int) -> tuple:
+        reads = tuple(aligned(p, a)[0] for p in reading)
+        reduced = tuple(a in r.reduce.axes for r in reductions)
+        return reads + reduced
+
+    groups: list[list[int]] = []
+    for a in range(rank):
+        if space[a] == 1:
+            continue
+        if groups and pattern(groups[-1][-1]) == pattern(a):
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    reads_axis = [[aligned(p, g[0])[0] for g in groups] for p in reading]
+    reduced_axis = [[g[0] in r.reduce.axes for g in groups] for r in reductions]
+    if not groups:  # a single element: one loop of length 1
+        groups, reads_axis, reduced_axis = [[]], [[False] for _ in reading], [[True] for _ in reductions]
+    for j, g in enumerate(groups):
+        w(f"n{j} = " + (" * ".join(f"d{a}" for a in g) or "1"))
+    cr = len(groups)
+
+    def view(flags: list[bool]) -> str:
+        return "(" + "".join(f"n{j}, " if f else "1, " for j, f in enumerate(flags)) + ")"
+
+    def index(flags: list[bool]) -> str:
+        return ", ".join(f"i{j}" if f else "0" for j, f in enumerate(flags))
+
+    for i, p in enumerate(reading):
+        w(f"v{p} = a{p}.reshape({view(reads_axis[i])})")
+    full = "(" + "".join(f"d{a}, " for a in range(rank)) + ")"
+    for r in results:
+        dtype = op.infer()[r.position].dtype
+        if r.reduce is None:
+            w(
+                f"out{r.position} = np.empty({full}, {CTOR[dtype]})",
+                f"o{r.position} = out{r.position}.reshape({view([True] * cr)})",
+            )
+    if any(r.reduce.kind.needs_elements for r in reductions):
+        w(
+            "if " + " * ".join(f"n{j}" for j in range(cr)) + " == 0:",
+            "    raise ValueError('reduction of an empty array')",
+        )
+    red_index = {}
+    acc_dtype = {}
+    for i, r in enumerate(reductions):
+        kept = [not f for f in reduced_axis[i]]
+        red_index[r.position] = index(kept)
+        acc_dtype[r.position] = _accumulator_dtype(r.reduce.kind, types[r.ref].dtype)
+        init = _init(MAX if r.reduce.kind is LOGSUMEXP else r.reduce.kind, acc_dtype[r.position])
+        w(f"acc{r.position} = np.full({view(kept)}, {init}, {CTOR[acc_dtype[r.position]]})")
+
+    # 3. the loop nest
+    def body(sweep: int) -> list[str]:
+        lines = []
+        for i, p in enumerate(reading):
+            lines.append(f"x{p} = v{p}[{index(reads_axis[i])}]")
+        names = [inline.get(p, f"x{p}") for p in range(n)]
+        for k, (row, in_refs) in enumerate(op.program):
+            dtype = types[n + k].dtype
+            ins = [names[r] for r in in_refs]
+            if row.out in ("promote", "float", "where"):  # NumPy computes in the output dtype
+                ins = [
+                    x if types[r].dtype == dtype or (row.out == "where" and i == 0) else f"{CTOR[dtype]}({x})"
+                    for i, (x, r) in enumerate(zip(ins, in_refs))
+                ]
+            code = row.kernel.format(*ins, T=CTOR[dtype])
+            lines.append(f"t{k} = {CTOR[dtype]}({code})")
+            names.append(f"t{k}")
+        for r in results:
+            value = names[r.ref]
+            if r.reduce is None and sweep == 0:
+                lines.append(f"o{r.position}[{index([True] * cr)}] = {value}")
+            elif r.reduce is not None and r.reduce.kind is LOGSUMEXP:
+                target = f"acc{r.position}[{red_index[r.position]}]"
+                if sweep == 0:
+                    lines += _accumulate(MAX, target, value)
+                else:
+                    lines += _accumulate(
+                        None, f"sum{r.position}[{red_index[r.position]}]", f"math.exp({value} - {target})"
+                    )
+            elif r.reduce is not None and sweep == 0:
+                target = scalar.get(r.position, f"acc{r.position}[{red_index[r.position]}]")
+                lines += _accumulate(r.reduce.kind, target, value)
+        return lines
+
+    # Scalar accumulators where every reduction reduces exactly the innermost axes from ``split``.
+    scalar: dict[int, str] = {}
+    split = cr + 1  # the depth at which scalar accumulators start (none)
+    has_lse = any(r.reduce.kind is LOGSUMEXP for r in reductions)
+    if reductions and not has_lse and all(flags == reduced_axis[0] for flags in reduced_axis):
+        flags = reduced_axis[0]
+        first = next((j for j in range(cr) if flags[j]), cr)
+        if first < cr and all(flags[first:]):
+            split = first
+            scalar = {r.position: f"s{r.position}" for r in reductions}
+
+    def nest(sweep: int, parallel: bool) -> None:
+        for j in range(cr):
+            if j == split and sweep == 0:
+                for r in reductions:
+                    w(f"{scalar[r.position]} = {_init(r.reduce.kind, acc_dtype[r.position])}")
+            loop = "prange" if parallel and j == 0 else "range"
+            w(f"for i{j} in {loop}(n{j}):")
+            w.depth += 1
+        w(*body(sweep))
+        for j in reversed(range(cr)):
+            w.depth -= 1
+            if j == split and sweep == 0:
+                for r in reductions:
+                    w(f"acc{r.position}[{red_index[r.position]}] = {scalar[r.position]}")
+
+    outer_reduced = any(flags[0] for flags in reduced_axis)
+    size = math.prod(d for d in space if d is not None) if None not in space else None
+    can_parallel = not outer_reduced and (size is None or size >= parallel_threshold(op))
+    parallel = parallel and can_parallel
+    sweeps = [0, 1] if has_lse else [0]
+    for sweep in sweeps:
+        if sweep == 1:
+            for r in reductions:
+                if r.reduce.kind is LOGSUMEXP:
+                    p = r.position
+                    w(f"shift{p} = np.where(np.isfinite(acc{p}), acc{p}, 0.0)", f"acc{p} = shift{p}")
+                    w(f"sum{p} = np.zeros_like(acc{p})")
+        nest(sweep, parallel)
+
+    # 4. results
+    outs = []
+    for r in results:
+        p = r.position
+        if r.reduce is None:
+            outs.append(f"out{p}")
+            continue
+        kind, dtype = r.reduce.kind, op.infer()[p].dtype
+        final = r.reduce.infer(types[r.ref])[0].shape
+        value = f"acc{p}"
+        if kind is MEAN:
+            count = " * ".join(f"d{a}" for a in r.reduce.axes) or "1"
+            w(f"acc{p} = acc{p} / ({count})")
+        elif kind is LOGSUMEXP:
+            w(f"acc{p} = np.log(sum{p}) + shift{p}")
+        shape = (
+            "("
+            + "".join(
+                f"d{a}, " if a not in r.reduce.axes else ("1, " if r.reduce.keepdims else "") for a in range(rank)
+            )
+            + ")"
+        )
+        assert len(final) == shape.count(",")
+        w(f"res{p} = {value}.reshape({shape})" + ("" if acc_dtype[p] == dtype else f".astype({CTOR[dtype]})"))
+        outs.append(f"res{p}")
+    w("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"))
+    head = f"def kernel({', '.join(f'a{p}' for p in args)}):"
+    return "\n".join([head] + w.lines), args, can_parallel

@@ -1,0 +1,257 @@
+"""Lowering: what the generated driver calls for each node, chosen by the type of its op.
+
+``lower(op, node)`` is a :func:`functools.singledispatch` function: fused groups, lone
+elementwise ops and reductions become generated loop kernels (``loops.py``), softmax and its
+cross-entropy become row kernels, matrix products go to NumPy's BLAS, and every other op runs
+its NumPy reference ``perform`` (shape ops, whose results are views, and the rarer ops). A new
+op needs nothing here to work; it gets a kernel here when it is worth one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...graph import Constant, Node
+from ...ops.elementwise import Elementwise
+from ...ops.fused import Fused
+from ...ops.linalg import MatMul
+from ...ops.nn import Softmax, SoftmaxCrossEntropy
+from ...ops.reduction import Reduce
+from ...ops.shape import BroadcastTo
+from ...types import TensorType, float_result
+from . import cache, loops
+
+
+@dataclass
+class Kernel:
+    """A compiled kernel: its generated source and the graph nodes it computes."""
+
+    name: str
+    source: str
+    nodes: list[Node]
+    parallel: bool = False
+    fn: Callable | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        ops = ", ".join(n.op.name for n in self.nodes)
+        return f"<Kernel {self.name}: {ops}{' (parallel)' if self.parallel else ''}>"
+
+
+@dataclass
+class Step:
+    """One driver line: ``outputs = call(*inputs[args])``."""
+
+    call: Callable
+    args: list  # the variables passed to ``call`` (usually the node's inputs)
+    multi: bool  # ``call`` returns a tuple (else one array)
+    kernel: Kernel | None = None
+    contiguous_out: bool = False  # its results are fresh C-contiguous arrays
+    contiguous_in: bool = False  # its arguments must be C-contiguous arrays
+    parallel: Callable | None = None  # the same with a parallel loop, for big arguments
+    size_arg: int = 0  # the argument whose size picks between them
+    threshold: int = 0  # the size from which the parallel version runs
+
+
+class _Later:
+    """A parallel kernel, compiled on its first call (a parallel loop takes seconds to compile)."""
+
+    def __init__(self, make: Callable[[], Kernel]):
+        self.make, self.fn, self.kernel = make, None, None
+
+    def __call__(self, *args):
+        if self.fn is None:
+            self.kernel = self.make()
+            self.fn = self.kernel.fn
+        return self.fn(*args)
+
+
+def compile_kernel(name: str, body: str, types: list[TensorType], nodes: list[Node], parallel: bool) -> Kernel:
+    flags = "cache=True, error_model='numpy', nogil=True" + (", parallel=True" if parallel else "")
+    decorated = f"@nb.njit({loops.signature(types)}, {flags})\n{body}\n"
+    text = loops.module_text(decorated)
+    fn = cache.load(text)
+    return Kernel(name, text.split("\n\n\n")[-1], nodes, parallel, fn)
+
+
+@functools.singledispatch
+def lower(op, node: Node) -> Step:
+    """The NumPy reference, for ops without a kernel of their own."""
+    perform = op.perform
+    if getattr(op, "needs_rng", False):
+        rng = np.random.default_rng(op.seed)
+        perform = functools.partial(perform, rng=rng)
+    return Step(perform, list(node.inputs), multi=True)
+
+
+def _unbroadcast(op: Fused, inputs: list) -> tuple[Fused, list, dict[int, int], dict[int, tuple]]:
+    """Read ``broadcast_to(x, shape)`` inputs as ``x``: the loop broadcasts by itself, so the
+    broadcast array (the seed of every gradient of a sum or mean) is never materialized.
+
+    Returns the op with the run-time lengths in ``shape`` as extra int64 inputs, the inputs,
+    ``expect`` (extra input position -> iteration axis, checked by the kernel) and the shapes of
+    the arrays now read in place of the broadcasts."""
+    n = op.nin
+    space = len(op._types[n if op.program else op.results[0][0]].shape)
+    inputs, extra, expect, read_shapes = list(inputs), [], {}, {}
+    for p, v in enumerate(inputs):
+        if v.owner is None or not isinstance(v.owner.op, BroadcastTo):
+            continue
+        target, dims = v.owner.op.shape, iter(v.owner.inputs[1:])
+        inputs[p] = v.owner.inputs[0]
+        read_shapes[p] = inputs[p].type.shape
+        for j, d in enumerate(target):
+            if d is None:
+                expect[n + len(extra)] = j + space - len(target)
+                extra.append(next(dims))
+    if not extra:
+        return op, inputs, expect, read_shapes
+
+    def moved(r: int) -> int:
+        return r if r < n else r + len(extra)
+
+    program = tuple((row, tuple(map(moved, refs))) for row, refs in op.program)
+    results = tuple((moved(ref), red) for ref, red in op.results)
+    fused = Fused(op.in_types + tuple(v.type for v in extra), program, results, op.sources)
+    return fused, inputs + extra, expect, read_shapes
+
+
+@lower.register
+def _(op: Fused, node: Node) -> Step:
+    op, inputs, expect, read_shapes = _unbroadcast(op, list(node.inputs))
+    inline = {}
+    for p, v in enumerate(inputs):
+        if isinstance(v, Constant) and v.value.size == 1:
+            inline[p] = loops.literal(v.value)
+    body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes)
+    types = [inputs[p].type for p in args]
+    kernel = compile_kernel("fused", body, types, [node], False)
+    step = Step(kernel.fn, [inputs[p] for p in args], len(op.results) > 1, kernel, True, True)
+    if can_parallel:
+        step.parallel = _Later(
+            lambda: compile_kernel(
+                "fused", loops.fused_source(op, inline, expect, read_shapes, True)[0], types, [node], True
+            )
+        )
+        step.threshold = loops.parallel_threshold(op)
+        step.size_arg = max(range(len(args)), key=lambda k: sum(d != 1 for d in types[k].shape))
+    return step
+
+
+@lower.register
+def _(op: Elementwise, node: Node) -> Step:
+    fused = Fused(tuple(v.type for v in node.inputs), ((op, tuple(range(op.nin))),), ((op.nin, None),))
+    return _alone(fused, node)
+
+
+@lower.register
+def _(op: Reduce, node: Node) -> Step:
+    return _alone(Fused((node.inputs[0].type,), (), ((0, op),)), node)
+
+
+def _alone(fused: Fused, node: Node) -> Step:
+    step = lower(fused, node)
+    step.kernel.name = node.op.name
+    return step
+
+
+@lower.register
+def _(op: MatMul, node: Node) -> Step:
+    # NumPy's matmul calls the same BLAS as np.dot inside a kernel would, without the copy of
+    # transposed operands that a C-contiguous kernel signature would force.
+    if node.outputs[0].ndim == 0:  # vector @ vector: np.matmul returns a NumPy scalar
+        return Step(op.perform, list(node.inputs), multi=True)
+    return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True)
+
+
+# ----- softmax and its cross-entropy: one pass per row, rows in parallel ------------------------
+# The row's maximum (NaN-propagating, as NumPy's), shared by both kernels.
+_ROW_MAX = """m = -math.inf
+        for j in range(n):
+            v = {T}(a0[r, j])
+            if v > m or v != v:
+                m = v"""
+_SOFTMAX = """def kernel(a0):
+    rows, n = a0.shape
+    out = np.empty((rows, n), {T})
+    for r in {loop}(rows):
+        {max}
+        s = 0.0
+        for j in range(n):
+            e = {T}(math.exp({T}(a0[r, j]) - m))
+            out[r, j] = e
+            s += e
+        {finish}
+    return out"""
+_FINISH_SOFTMAX = """for j in range(n):
+            out[r, j] = {T}(out[r, j] / s)"""
+_FINISH_LOG = """ls = math.log(s)
+        for j in range(n):
+            out[r, j] = {T}(({T}(a0[r, j]) - m) - ls)"""
+
+_CROSS_ENTROPY = """def kernel(a0, a1):
+    rows, n = a0.shape
+    out = np.empty(rows, {T})
+    for r in {loop}(rows):
+        {max}
+        s = 0.0
+        for j in range(n):
+            s += math.exp({T}(a0[r, j]) - m)
+        ls = {T}(math.log(s))
+        total = 0.0
+        for j in range(n):
+            total += {T}(a1[r, j]) * ((({T}(a0[r, j]) - m)) - ls)
+        out[r] = {T}(-total)
+    return out"""
+
+
+def _rows(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` as a C-contiguous (rows, n) matrix with ``axis`` last."""
+    if axis != x.ndim - 1:
+        x = np.moveaxis(x, axis, -1)
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+
+
+def _row_kernel(template: str, node: Node, arity: int, finish: str = "") -> Kernel:
+    dtype = node.outputs[0].dtype
+    ctor = loops.CTOR[dtype]
+    types = [TensorType(v.dtype, (None, None)) for v in node.inputs[:arity]]
+    size = [v.type.shape for v in node.inputs]
+    big = any(None in s for s in size) or max(int(np.prod(s)) for s in size) >= loops.PARALLEL_THRESHOLD
+    body = template.replace("{max}", _ROW_MAX).replace("{finish}", finish)
+    body = body.replace("{loop}", "prange" if big else "range").replace("{T}", ctor)
+    return compile_kernel(node.op.name, body, types, [node], parallel=big)
+
+
+@lower.register
+def _(op: Softmax, node: Node) -> Step:
+    finish = (_FINISH_LOG if op.log else _FINISH_SOFTMAX).replace("{T}", loops.CTOR[node.outputs[0].dtype])
+    kernel = _row_kernel(_SOFTMAX, node, 1, finish)
+    axis, fn = op.axis, kernel.fn
+
+    def softmax(x):
+        rows = _rows(x, axis)
+        out = fn(rows)
+        moved = x.shape[:axis] + x.shape[axis + 1 :] + (x.shape[axis],)
+        return np.moveaxis(out.reshape(moved), -1, axis) if axis != x.ndim - 1 else out.reshape(x.shape)
+
+    return Step(
+        softmax, list(node.inputs), multi=False, kernel=kernel, contiguous_out=op.axis == node.inputs[0].ndim - 1
+    )
+
+
+@lower.register
+def _(op: SoftmaxCrossEntropy, node: Node) -> Step:
+    kernel = _row_kernel(_CROSS_ENTROPY, node, 2)
+    axis, fn = op.axis, kernel.fn
+    dtype = float_result(*(v.dtype for v in node.inputs))
+
+    def cross_entropy(z, t):
+        t = np.broadcast_to(t, z.shape) if t.shape != z.shape else t
+        out = fn(_rows(z, axis), _rows(t, axis))
+        return out.reshape(z.shape[:axis] + z.shape[axis + 1 :]).astype(dtype, copy=False)
+
+    return Step(cross_entropy, list(node.inputs), multi=False, kernel=kernel, contiguous_out=True)

@@ -1,0 +1,294 @@
+"""The Numba backend against the numpy reference backend: generated graphs, the lecture, training,
+errors, the generated code, and the persistent kernel cache (across processes, under concurrent
+writers, with damaged entries).
+
+Every op is also compiled on both backends, case by case, in tests/test_ops.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import lecture
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import graphc as gc
+from graphc.backends.numba import cache
+
+TOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def same(actual, expected, dtype: str | None = None) -> None:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    tol = TOL.get(dtype or expected.dtype.name)
+    if tol is None:
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, equal_nan=True)
+
+
+def both(inputs, outputs, *values, updates=None):
+    """Results of the numba and numpy backends on the same call."""
+    fast = gc.function(inputs, outputs, backend="numba", updates=updates)
+    slow = gc.function(inputs, outputs, backend="numpy", updates=updates)
+    return fast(*values), slow(*values)
+
+
+# ----- generated graphs ------------------------------------------------------------------------
+UNARY = [gc.exp, gc.sin, gc.cos, gc.tanh, gc.sigmoid, gc.relu, gc.softplus, gc.abs, gc.square, gc.neg, gc.gelu]
+BINARY = [gc.add, gc.sub, gc.mul, gc.maximum, gc.minimum, gc.div]
+SHAPES = [(3, 4), (1, 4), (4,), (3, 1), ()]
+
+
+@st.composite
+def graphs(draw):
+    """A random expression over three inputs of broadcasting shapes, with reductions on top."""
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    shapes = [draw(st.sampled_from(SHAPES)) for _ in range(3)]
+    known = draw(st.booleans())
+    inputs = [
+        gc.tensor(f"x{i}", shape=s if known else tuple(1 if d == 1 else None for d in s), dtype=dtype)
+        for i, s in enumerate(shapes)
+    ]
+    pool = list(inputs)
+    for _ in range(draw(st.integers(1, 8))):
+        if draw(st.booleans()):
+            pool.append(draw(st.sampled_from(UNARY))(draw(st.sampled_from(pool))))
+        else:
+            a, b = draw(st.sampled_from(pool)), draw(st.sampled_from(pool))
+            pool.append(draw(st.sampled_from(BINARY))(a, b) * draw(st.sampled_from([1, 0.5, 2])))
+    out = pool[-1]
+    outputs = [out]
+    if out.ndim:
+        axis = draw(st.sampled_from([None, *range(out.ndim)]))
+        keepdims = draw(st.booleans())
+        kind = draw(st.sampled_from([gc.sum, gc.mean, gc.max, gc.min, gc.prod, gc.logsumexp]))
+        outputs.append(kind(out, axis=axis, keepdims=keepdims))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    values = [rng.uniform(-2, 2, size=s).astype(dtype) for s in shapes]
+    return inputs, outputs, values
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs())
+def test_generated_graphs_match_the_numpy_backend(case):
+    inputs, outputs, values = case
+    fast, slow = both(inputs, outputs, *values)
+    for a, b in zip(fast, slow):
+        same(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("axes", [None, 0, 1, (0, 2), (1, 2), 2])
+@pytest.mark.parametrize("kind", ["sum", "mean", "max", "min", "prod", "logsumexp"])
+def test_reductions_over_axes(kind, axes, dtype):
+    x = gc.tensor("x", shape=(None, 5, None), dtype=dtype)
+    value = np.random.default_rng(1).normal(size=(4, 5, 6)).astype(dtype)
+    reduce = getattr(gc, kind)
+    outputs = [reduce(gc.exp(x) - 1, axis=axes), reduce(x * 2, axis=axes, keepdims=True)]
+    fast, slow = both([x], outputs, value)
+    for a, b in zip(fast, slow):
+        same(a, b)
+
+
+def test_reductions_of_special_values():
+    x = gc.vector("x")
+    outputs = [gc.max(x), gc.min(x), gc.sum(x), gc.logsumexp(x), gc.mean(x)]
+    for value in ([1.0, np.nan, 3.0], [np.inf, 1.0], [-np.inf, -np.inf], [np.inf, -np.inf]):
+        fast, slow = both([x], outputs, np.array(value))
+        for a, b in zip(fast, slow):
+            same(a, b)
+
+
+def test_integer_and_bool_kernels():
+    i = gc.vector("i", dtype="int64")
+    b = gc.vector("b", dtype="bool")
+    outputs = [i * 3 - 1, gc.sum(i), gc.max(i), gc.sum(b), b & (i > 2), gc.where(b, i, -i), i / 2, gc.exp(i)]
+    fast, slow = both([i, b], outputs, np.arange(6), np.array([1, 0, 1, 1, 0, 0], bool))
+    for a, b_ in zip(fast, slow):
+        same(a, b_)
+
+
+def test_big_inputs_take_the_parallel_kernel():
+    x1, x2 = gc.vector("x1"), gc.vector("x2")
+    y = x1 * x2 + gc.exp(x1 * x2) - gc.sin(x2)
+    f = gc.function([x1, x2], y, backend="numba")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=300_000), rng.normal(size=300_000)
+    same(f(a, b), a * b + np.exp(a * b) - np.sin(b))
+    assert any(k.parallel for k in f.kernels) and any(not k.parallel for k in f.kernels)
+
+
+def test_non_contiguous_and_read_only_arguments():
+    x = gc.matrix("x")
+    f = gc.function([x], gc.exp(x) * 2, backend="numba")
+    value = np.arange(12.0).reshape(3, 4)
+    same(f(value.T), np.exp(value.T) * 2)
+    value.setflags(write=False)
+    same(f(value[:, ::2]), np.exp(value[:, ::2]) * 2)
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_kernels(axis, dtype):
+    z = gc.matrix("z", dtype=dtype)
+    t = gc.matrix("t", dtype=dtype)
+    rng = np.random.default_rng(2)
+    zv = rng.normal(size=(5, 7)).astype(dtype) * 10
+    tv = rng.dirichlet(np.ones(7 if axis == -1 else 5), size=5 if axis == -1 else 7).astype(dtype)
+    tv = tv if axis == -1 else tv.T.copy()
+    outputs = [gc.softmax(z, axis), gc.log_softmax(z, axis), gc.softmax_cross_entropy(z, t, axis)]
+    fast, slow = both([z, t], outputs, zv, tv)
+    for a, b in zip(fast, slow):
+        same(a, b)
+
+
+# ----- the lecture and a training step -----------------------------------------------------------
+def test_lecture_function_and_gradient():
+    x1, x2, y = lecture()
+    fast, slow = both([x1, x2], [y, *gc.grad(y, [x1, x2])], 2.0, 5.0)
+    for a, b in zip(fast, slow):
+        same(a, b)
+    assert float(fast[0]) == pytest.approx(22037.42471908138, rel=1e-15)
+
+
+def test_mlp_training_steps_match():
+    rng = np.random.default_rng(0)
+
+    def build(backend):
+        x = gc.matrix("x", dtype="float32", shape=(16, 8))
+        t = gc.matrix("t", dtype="float32", shape=(16, 3))
+        w1 = gc.shared(rng_w1.copy(), name="w1")
+        b1 = gc.shared(np.zeros(12, np.float32), name="b1")
+        w2 = gc.shared(rng_w2.copy(), name="w2")
+        h = gc.relu(x @ w1 + b1)
+        loss = gc.mean(gc.softmax_cross_entropy(h @ w2, t))
+        grads = gc.grad(loss, [w1, b1, w2])
+        updates = {p: p - 0.1 * g for p, g in zip([w1, b1, w2], grads)}
+        return gc.function([x, t], loss, updates=updates, backend=backend), w1
+
+    rng_w1 = rng.normal(size=(8, 12)).astype(np.float32)
+    rng_w2 = rng.normal(size=(12, 3)).astype(np.float32)
+    xs = rng.normal(size=(16, 8)).astype(np.float32)
+    ts = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
+    (fast, w_fast), (slow, w_slow) = build("numba"), build("numpy")
+    for _ in range(5):
+        same(fast(xs, ts), slow(xs, ts))
+    same(w_fast.get_value(), w_slow.get_value())
+
+
+# ----- errors ----------------------------------------------------------------------------------
+def test_length_mismatch_gets_the_numpy_backends_error():
+    x, y = gc.vector("x"), gc.vector("y")
+    z = x + y  # this line is named in the error
+    for backend in ("numba", "numpy"):
+        f = gc.function([x, y], gc.exp(z), backend=backend)
+        with pytest.raises(gc.EvaluationError) as info:
+            f(np.ones(3), np.ones(4))
+        assert "add" in str(info.value) and "test_numba_backend.py" in str(info.value)
+
+
+def test_empty_max_is_an_error_not_garbage():
+    x = gc.vector("x")
+    f = gc.function([x], gc.max(gc.exp(x)), backend="numba")
+    with pytest.raises(gc.EvaluationError, match="max"):
+        f(np.zeros(0))
+
+
+# ----- the generated code ----------------------------------------------------------------------
+def test_source_and_kernels_name_the_graph_nodes():
+    x1, x2, y = lecture()
+    f = gc.function([x1, x2], [y, *gc.grad(y, [x1, x2])], backend="numba")
+    assert len(f.kernels) == 1
+    (kernel,) = f.kernels
+    assert kernel.nodes and kernel.nodes[0] in f.graph.nodes
+    source = f.source()
+    assert "def driver(values):" in source and "def kernel(" in source and "@nb.njit(" in source
+
+
+def test_float32_kernels_write_float32_constants():
+    x = gc.vector("x", dtype="float32")
+    f = gc.function([x], gc.exp(x * 0.5) + 1.25, backend="numba")
+    body = f.kernels[0].source
+    assert "np.float32(0.5)" in body and "np.float32(1.25)" in body
+    assert "np.float64" not in body
+
+
+def test_numpy_backend_has_no_source():
+    x = gc.vector("x")
+    f = gc.function([x], x + 1, backend="numpy")
+    assert f.kernels == []
+    with pytest.raises(gc.GraphError, match="numba"):
+        f.source()
+
+
+# ----- the persistent cache ----------------------------------------------------------------------
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, graphc as gc
+    x = gc.vector("x")
+    f = gc.function([x], [gc.sum(gc.tanh(x) * 3.5 - x), gc.exp(x) + 7.25], backend="numba")
+    a = np.linspace(-1, 1, 11)
+    s, e = f(a)
+    assert abs(s - np.sum(np.tanh(a) * 3.5 - a)) < 1e-12 and np.allclose(e, np.exp(a) + 7.25, rtol=1e-15)
+    print(sum(k.fn.stats.cache_hits.get(s, 0) for k in f.kernels for s in k.fn.signatures),
+          sum(k.fn.stats.cache_misses.get(s, 0) for k in f.kernels for s in k.fn.signatures))
+    """
+)
+
+
+def run_script(directory: Path) -> tuple[int, int]:
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(directory))
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    hits, misses = map(int, done.stdout.split())
+    return hits, misses
+
+
+def test_a_second_process_loads_kernels_from_the_cache(tmp_path):
+    hits, compiled = run_script(tmp_path)
+    assert hits == 0 and compiled > 0
+    assert run_script(tmp_path) == (compiled, 0)  # every kernel loaded, none compiled
+    assert list(tmp_path.rglob("k*.py")) and list(tmp_path.rglob("*.nbc"))
+
+
+@pytest.mark.parametrize("damage", ["truncate_machine_code", "garble_index", "truncate_source", "garble_source"])
+def test_damaged_cache_entries_are_rebuilt(tmp_path, damage):
+    _, compiled = run_script(tmp_path)
+    kind, what = damage.split("_", 1)
+    pattern = {"machine_code": "*.nbc", "index": "*.nbi", "source": "k*.py"}[what]
+    path = sorted(tmp_path.rglob(pattern))[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if kind == "truncate" else data[:40] + b"\x00garbage\xff" + data[40:])
+    hits, misses = run_script(tmp_path)  # correct results (checked in the script), recompiled
+    assert misses == 1 and hits == compiled - 1
+    assert run_script(tmp_path) == (compiled, 0)  # and cached again
+
+
+def test_concurrent_processes_share_one_cache(tmp_path):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    hits, misses = run_script(tmp_path)
+    assert hits > 0 and misses == 0
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    assert cache.cache_dir() == tmp_path
+    monkeypatch.delenv("GRAPHC_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "graphc"
