@@ -292,3 +292,20 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("GRAPHC_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_dir() == tmp_path / "xdg" / "graphc"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_convolution_network_and_its_gradient(dtype):
+    """conv2d (im2col kernel + BLAS), pooling kernels and their gradients (col2im) on both backends."""
+    rng = np.random.default_rng(3)
+    x = gc.tensor("x", shape=(None, 2, 9, 9), dtype=dtype)
+    w = gc.shared(rng.normal(size=(3, 2, 3, 3)).astype(dtype), name="w")
+    h = gc.relu(gc.conv2d(x, w, stride=1, padding=1))
+    pooled = gc.max_pool2d(h, 2) + gc.avg_pool2d(h, 3, stride=2)[:, :, :4, :4]
+    loss = gc.sum(gc.tanh(pooled))
+    outputs = [pooled, loss, gc.grad(loss, w)]
+    fast, slow = both([x], outputs, rng.normal(size=(4, 2, 9, 9)).astype(dtype))
+    for a, b in zip(fast, slow):
+        same(a, b)
+    f = gc.function([x], outputs, backend="numba")
+    assert {"im2col", "max_pool2d", "avg_pool2d"} <= {k.name for k in f.kernels}

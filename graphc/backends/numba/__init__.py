@@ -21,6 +21,7 @@ import numpy as np
 
 from ...graph import Constant, Variable, toposort
 from .. import reference
+from . import image  # noqa: F401  (the conv and pooling kernels, registered with lower)
 from .lowering import Kernel, Step, lower
 
 __all__ = ["compile", "Program"]
@@ -66,7 +67,7 @@ class Program:
         # OpenBLAS's threads keep spinning after a product and numba's OpenMP threads after a
         # parallel loop: in one function they fight over the cores (the W2 training step took
         # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
-        uses_blas = any(step.call is np.matmul for step in steps)
+        uses_blas = any(step.blas for step in steps)
         for k, (node, step) in enumerate(zip(nodes, steps)):
             if not any(v in live for v in node.outputs):
                 continue

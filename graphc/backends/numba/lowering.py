@@ -54,6 +54,7 @@ class Step:
     parallel: Callable | None = None  # the same with a parallel loop, for big arguments
     size_arg: int = 0  # the argument whose size picks between them
     threshold: int = 0  # the size from which the parallel version runs
+    blas: bool = False  # it calls BLAS (whose threads must not meet parallel loops)
 
 
 class _Later:
@@ -69,9 +70,19 @@ class _Later:
         return self.fn(*args)
 
 
-def compile_kernel(name: str, body: str, types: list[TensorType], nodes: list[Node], parallel: bool) -> Kernel:
-    flags = "cache=True, error_model='numpy', nogil=True" + (", parallel=True" if parallel else "")
-    decorated = f"@nb.njit({loops.signature(types)}, {flags})\n{body}\n"
+def compile_kernel(
+    name: str,
+    body: str,
+    types: list[TensorType],
+    nodes: list[Node],
+    parallel: bool,
+    signature: str | None = None,
+    flags: str | None = None,
+) -> Kernel:
+    """Compile (or load from the cache) ``def kernel`` in ``body`` with an explicit signature:
+    read-only C-contiguous arrays of ``types`` unless ``signature`` says otherwise."""
+    flags = flags or "cache=True, error_model='numpy', nogil=True" + (", parallel=True" if parallel else "")
+    decorated = f"@nb.njit({signature or loops.signature(types)}, {flags})\n{body}\n"
     text = loops.module_text(decorated)
     fn = cache.load(text)
     return Kernel(name, text.split("\n\n\n")[-1], nodes, parallel, fn)
@@ -164,7 +175,7 @@ def _(op: MatMul, node: Node) -> Step:
     # transposed operands that a C-contiguous kernel signature would force.
     if node.outputs[0].ndim == 0:  # vector @ vector: np.matmul returns a NumPy scalar
         return Step(op.perform, list(node.inputs), multi=True)
-    return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True)
+    return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True, blas=True)
 
 
 # ----- softmax and its cross-entropy: one pass per row, rows in parallel ------------------------
