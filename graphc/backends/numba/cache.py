@@ -41,7 +41,7 @@ def identity() -> str:
     features = ll.get_host_cpu_features().flatten()
     return (
         f"graphc {__version__}; numba {numba.__version__}; llvmlite {llvmlite.__version__}; numpy {numpy.__version__}; "
-        f"python {sys.version_info[:3]}; cpu {ll.get_host_cpu_name()} {features}"
+        f"python {sys.version_info[:3]}; cpu {ll.get_host_cpu_name()} {features}; opt {numba.config.OPT}"
     )
 
 
