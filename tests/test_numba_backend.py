@@ -309,3 +309,27 @@ def test_convolution_network_and_its_gradient(dtype):
         same(a, b)
     f = gc.function([x], outputs, backend="numba")
     assert {"im2col", "max_pool2d", "avg_pool2d"} <= {k.name for k in f.kernels}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_regression_gradient_streams_the_matrix_once(dtype):
+    """X @ w, the residual and X.T @ residual become one kernel over the rows of X."""
+    rng = np.random.default_rng(4)
+    n, d = 50, 13  # 13: the 8-lane dot product has a tail
+    X = gc.matrix("X", shape=(None, d), dtype=dtype)
+    y = gc.vector("y", dtype=dtype)
+    w = gc.shared(rng.normal(size=d).astype(dtype), name="w")
+    residual = gc.sigmoid(X @ w + 0.5) - y
+    outputs = [X.T @ residual, gc.mean(residual)]
+    values = rng.normal(size=(n, d)).astype(dtype), (rng.random(n) > 0.5).astype(dtype)
+    fast, slow = both([X, y], outputs, *values)
+    for a, b in zip(fast, slow):
+        same(a, b)
+    f = gc.function([X, y], outputs, backend="numba")
+    assert [k.name for k in f.kernels] == ["rows"]
+    # X @ w needed elsewhere too: two products as before, same results
+    fast, slow = both([X, y], [*outputs, X @ w], *values)
+    for a, b in zip(fast, slow):
+        same(a, b)
+    with pytest.raises(gc.EvaluationError):
+        gc.function([X, y], outputs, backend="numba")(values[0], values[1][:-1])

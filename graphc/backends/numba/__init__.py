@@ -21,8 +21,11 @@ import numpy as np
 
 from ...graph import Constant, Variable, toposort
 from .. import reference
-from . import image  # noqa: F401  (the conv and pooling kernels, registered with lower)
-from .lowering import Kernel, Step, lower
+from . import (
+    image,  # noqa: F401  (the conv and pooling kernels, registered with lower)
+    streaming,
+)
+from .lowering import Kernel, Step, fused_step, lower
 
 __all__ = ["compile", "Program"]
 
@@ -58,18 +61,26 @@ class Program:
             return names[v]
 
         nodes = toposort(outputs)
-        steps = [lower(node.op, node) for node in nodes]
+        streams = {id(s.group): s for s in streaming.find(nodes, outputs)}
+        absorbed = {id(n) for s in streams.values() for n in (s.first, s.last)}
+        units = []  # (variables computed, step)
+        for node in nodes:
+            if id(node) in streams:
+                step = fused_step(node.op, node, streams[id(node)])
+                units.append((step.outputs, step))
+            elif id(node) not in absorbed:
+                units.append((node.outputs, lower(node.op, node)))
         # Drop steps nothing reads any more (a broadcast_to a kernel now reads through).
         live = set(outputs)
-        for node, step in zip(reversed(nodes), reversed(steps)):
-            if any(v in live for v in node.outputs):
+        for made, step in reversed(units):
+            if any(v in live for v in made):
                 live.update(step.args)
         # OpenBLAS's threads keep spinning after a product and numba's OpenMP threads after a
         # parallel loop: in one function they fight over the cores (the W2 training step took
         # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
-        uses_blas = any(step.blas for step in steps)
-        for k, (node, step) in enumerate(zip(nodes, steps)):
-            if not any(v in live for v in node.outputs):
+        uses_blas = any(step.blas for _, step in units)
+        for k, (made, step) in enumerate(units):
+            if not any(v in live for v in made):
                 continue
             env[f"op{k}"] = step.call
             args = []
@@ -82,9 +93,11 @@ class Program:
                     else:
                         text = f"_ascontiguous({text})"
                 args.append(text)
-            outs = [name_of(v) for v in node.outputs]
+            outs = [name_of(v) for v in made]
             target = ", ".join(outs) + ("," if step.multi and len(outs) == 1 else "")
-            comment = f"  # {node.op.name}" + (f" [{step.kernel.name} {len(self._kernels)}]" if step.kernel else "")
+            what = step.kernel.nodes if step.kernel else [v.owner for v in made[:1]]
+            comment = f"  # {', '.join(n.op.name for n in what)}"
+            comment += f" [{step.kernel.name} {len(self._kernels)}]" if step.kernel else ""
             call = f"op{k}"
             if step.parallel is not None and not uses_blas:
                 env[f"op{k}p"] = step.parallel
@@ -94,15 +107,10 @@ class Program:
             if step.kernel is not None:
                 self._kernels.append(step.kernel)
             if step.contiguous_out:
-                contiguous.update(node.outputs)
+                contiguous.update(made)
         results = [name_of(v) for v in outputs]
-        made = {
-            v
-            for node, step in zip(nodes, steps)
-            if step.kernel is not None or step.call is np.matmul
-            for v in node.outputs
-        }
-        self.fresh_outputs = [v in made and outputs.count(v) == 1 for v in outputs]
+        fresh = {v for made, step in units if step.contiguous_out and (step.kernel or step.blas) for v in made}
+        self.fresh_outputs = [v in fresh and outputs.count(v) == 1 for v in outputs]
         unpack = ", ".join(names[v] for v in leaves) + ("," if len(leaves) == 1 else "")
         head = "def driver(values):\n" + (f"    {unpack} = values\n" if leaves else "")
         self.driver_source = (

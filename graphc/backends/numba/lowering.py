@@ -55,6 +55,7 @@ class Step:
     size_arg: int = 0  # the argument whose size picks between them
     threshold: int = 0  # the size from which the parallel version runs
     blas: bool = False  # it calls BLAS (whose threads must not meet parallel loops)
+    outputs: list | None = None  # the variables it returns, when not just its node's outputs
 
 
 class _Later:
@@ -132,15 +133,31 @@ def _unbroadcast(op: Fused, inputs: list) -> tuple[Fused, list, dict[int, int], 
 
 @lower.register
 def _(op: Fused, node: Node) -> Step:
+    return fused_step(op, node)
+
+
+def fused_step(op: Fused, node: Node, stream=None) -> Step:
+    """The kernel of a fused node; with ``stream`` (a :class:`streaming.Stream`), the kernel
+    that also computes the two matrix products around it in one pass over the matrix."""
     op, inputs, expect, read_shapes = _unbroadcast(op, list(node.inputs))
     inline = {}
     for p, v in enumerate(inputs):
         if isinstance(v, Constant) and v.value.size == 1:
             inline[p] = loops.literal(v.value)
-    body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes)
+    rows = None
+    if stream is not None:
+        rows = loops.RowProducts(stream.dot, [stream.scatter], stream.last.outputs[0].dtype)
+    body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes, rows=rows)
     types = [inputs[p].type for p in args]
-    kernel = compile_kernel("fused", body, types, [node], False)
-    step = Step(kernel.fn, [inputs[p] for p in args], len(op.results) > 1, kernel, True, True)
+    extra = [] if stream is None else list(stream.first.inputs)  # the matrix and the vector
+    kernel = compile_kernel("fused", body, types + [v.type for v in extra], [node], False)
+    multi = len(op.results) > 1 or stream is not None
+    step = Step(kernel.fn, [inputs[p] for p in args] + extra, multi, kernel, True, True)
+    if stream is not None:
+        kernel.name = "rows"
+        kernel.nodes = [stream.first, node, stream.last]
+        step.outputs = list(node.outputs) + list(stream.last.outputs)
+        return step
     if can_parallel:
         step.parallel = _Later(
             lambda: compile_kernel(
