@@ -333,3 +333,31 @@ def test_regression_gradient_streams_the_matrix_once(dtype):
         same(a, b)
     with pytest.raises(gc.EvaluationError):
         gc.function([X, y], outputs, backend="numba")(values[0], values[1][:-1])
+
+
+PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, graphc as gc
+    x, y = gc.vector("x"), gc.matrix("y")
+    outputs = [gc.softmax(y), gc.log_softmax(y, axis=0), gc.exp(x) * 2.5]
+    outputs += [gc.sum(gc.sin(y) * y, axis=1), gc.max(y, axis=0)]
+    f = gc.function([x, y], outputs, backend="numba")
+    xv, yv = np.linspace(-1, 1, 5), np.linspace(-2, 2, 12).reshape(3, 4)
+    for a, b in zip(f(xv, yv), gc.function([x, y], outputs, backend="numpy")(xv, yv)):
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
+    print(len(f.kernels), sum(k.fn.stats.cache_misses.get(s, 0) for k in f.kernels for s in k.fn.signatures))
+    """
+)
+
+
+def test_uncached_kernels_compile_in_two_processes(tmp_path):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    kernels, compiled_here = map(int, done.stdout.split())
+    assert kernels >= cache.PARALLEL_COMPILE
+    assert 0 < compiled_here < kernels  # the worker process compiled the others into the cache
+    again = subprocess.run(
+        [sys.executable, "-c", PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert again.stdout.split() == [str(kernels), "0"]  # all of them cached

@@ -22,6 +22,7 @@ import numpy as np
 from ...graph import Constant, Variable, toposort
 from .. import reference
 from . import (
+    cache,
     image,  # noqa: F401  (the conv and pooling kernels, registered with lower)
     streaming,
 )
@@ -79,10 +80,14 @@ class Program:
         # parallel loop: in one function they fight over the cores (the W2 training step took
         # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
         uses_blas = any(step.blas for _, step in units)
+        needed = [step.kernel for made, step in units if step.kernel is not None and any(v in live for v in made)]
+        cache.load_all([k.text for k in needed])  # compiles what is not cached, two at a time
+        for kernel in needed:
+            kernel.load()
         for k, (made, step) in enumerate(units):
             if not any(v in live for v in made):
                 continue
-            env[f"op{k}"] = step.call
+            env[f"op{k}"] = step.call.fn if isinstance(step.call, Kernel) else step.call
             args = []
             for v in step.args:
                 text = name_of(v)

@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -87,11 +88,9 @@ def _purge(path: Path) -> None:
             f.unlink()
 
 
-def load(module_text: str, name: str = "kernel"):
-    """The function ``name`` of the module ``module_text``, compiled or loaded from the cache."""
+def _entry(module_text: str) -> tuple[str, Path]:
+    """The key and file of a module, written (again, if damaged) to the cache."""
     key = _digest((identity() + "\n" + module_text).encode())[:40]
-    if key in _loaded:
-        return _loaded[key]
     directory = cache_dir() / key[:2]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"k{key}.py"
@@ -101,6 +100,19 @@ def load(module_text: str, name: str = "kernel"):
     if path.read_bytes() != data:  # damaged: write it again (numba's stamps then go stale)
         _write_new(path, data, replace=True)
         _purge(path)
+    return key, path
+
+
+def load(module_text: str, name: str = "kernel"):
+    """The function ``name`` of the module ``module_text``, compiled or loaded from the cache."""
+    key = _digest((identity() + "\n" + module_text).encode())[:40]
+    if key in _loaded:
+        return _loaded[key]
+    key, path = _entry(module_text)
+    return _load_file(key, path, name)
+
+
+def _load_file(key: str, path: Path, name: str = "kernel"):
     sums_path = path.with_suffix(".sums")
     try:
         recorded = json.loads(sums_path.read_text())
@@ -121,6 +133,38 @@ def load(module_text: str, name: str = "kernel"):
     return fn
 
 
+#: Fewest uncached kernels for which a second process compiles half of them.
+PARALLEL_COMPILE = 4
+
+
+def load_all(module_texts: list[str]) -> None:
+    """Load several kernels, compiling the uncached ones on two cores: a worker process compiles
+    every other one into the cache while this process compiles the rest (numba compiles one
+    function at a time per process). A worker that fails costs nothing but its time: whatever
+    it did not leave in the cache is compiled here."""
+    todo = []
+    for text in dict.fromkeys(module_texts):
+        key = _digest((identity() + "\n" + text).encode())[:40]
+        if key in _loaded:
+            continue
+        key, path = _entry(text)
+        if not _numba_files(path):
+            todo.append((key, path))
+    if len(todo) < PARALLEL_COMPILE or (os.cpu_count() or 1) < 2:
+        return
+    theirs, ours = todo[::2], todo[1::2]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "graphc.backends.numba.cache", *(str(path) for _, path in theirs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for key, path in ours:
+            _load_file(key, path)
+    finally:
+        worker.wait()
+
+
 def _import(path: Path, key: str):
     name = f"graphc_kernel_{key}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -132,3 +176,8 @@ def _import(path: Path, key: str):
         del sys.modules[name]
         raise
     return module
+
+
+if __name__ == "__main__":  # the worker of load_all: compile the given modules into the cache
+    for file in sys.argv[1:]:
+        _load_file(Path(file).stem[1:], Path(file))

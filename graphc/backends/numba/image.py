@@ -100,10 +100,10 @@ def _(op: Conv2d, node: Node) -> Step:
     if w_kh is None or w_kw is None:  # window size known only at run time: the reference
         return lower.dispatch(object)(op, node)
     kernel = _im2col(node, (w_kh, w_kw), op.stride, op.padding, rows=True)
-    im2col, dtype = kernel.fn, np.dtype(node.outputs[0].dtype)
+    dtype = np.dtype(node.outputs[0].dtype)
 
     def conv2d(x, w):
-        cols = im2col(x)
+        cols = kernel.fn(x)
         n, ho, wo = cols.shape[:3]
         filters = np.ascontiguousarray(w).reshape(w.shape[0], -1)
         out = cols.reshape(n * ho * wo, -1) @ filters.T
@@ -115,7 +115,7 @@ def _(op: Conv2d, node: Node) -> Step:
 @lower.register
 def _(op: Patches, node: Node) -> Step:
     kernel = _im2col(node, op.kernel, op.stride, op.padding, rows=False)
-    return Step(kernel.fn, list(node.inputs), False, kernel, contiguous_out=True, contiguous_in=True)
+    return Step(kernel, list(node.inputs), False, kernel, contiguous_out=True, contiguous_in=True)
 
 
 @lower.register
@@ -125,12 +125,12 @@ def _(op: PatchesAdjoint, node: Node) -> Step:
     flags = "cache=True, error_model='numpy', nogil=True"
     signature = f"(_A({loops.NUMBA_DTYPE[g.dtype]}, 6), nb.int64, nb.int64)"
     kernel = compile_kernel("col2im", body, [g.type], [node], False, signature=signature, flags=flags)
-    size, fn = op.size, kernel.fn
+    size = op.size
 
     def col2im(g, *dims):
         dims = iter(dims)
         h, w = (int(next(dims)) if d is None else d for d in size)
-        return fn(g, h, w)
+        return kernel.fn(g, h, w)
 
     return Step(col2im, list(node.inputs), False, kernel, contiguous_out=True, contiguous_in=True)
 
@@ -142,4 +142,4 @@ def _(op: Pool2d, node: Node) -> Step:
     start, step, result = (part.format(**params) for part in _POOL_KINDS[op.kind])
     params.update(start=start, step=step, result=result)
     kernel = compile_kernel(op.name, _POOL.format(**params), [x.type], [node], False)
-    return Step(kernel.fn, list(node.inputs), False, kernel, contiguous_out=True, contiguous_in=True)
+    return Step(kernel, list(node.inputs), False, kernel, contiguous_out=True, contiguous_in=True)

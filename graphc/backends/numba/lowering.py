@@ -28,13 +28,20 @@ from . import cache, loops
 
 @dataclass
 class Kernel:
-    """A compiled kernel: its generated source and the graph nodes it computes."""
+    """A kernel: its generated source, the graph nodes it computes, and once loaded (compiled,
+    or read from the cache) the numba dispatcher ``fn``."""
 
     name: str
     source: str
     nodes: list[Node]
     parallel: bool = False
+    text: str = field(default="", repr=False)  # the whole module
     fn: Callable | None = field(default=None, repr=False)
+
+    def load(self) -> Kernel:
+        if self.fn is None:
+            self.fn = cache.load(self.text)
+        return self
 
     def __repr__(self) -> str:
         ops = ", ".join(n.op.name for n in self.nodes)
@@ -43,7 +50,8 @@ class Kernel:
 
 @dataclass
 class Step:
-    """One driver line: ``outputs = call(*inputs[args])``."""
+    """One driver line: ``outputs = call(*args)``; a ``call`` that is a :class:`Kernel` means
+    its dispatcher, once loaded."""
 
     call: Callable
     args: list  # the variables passed to ``call`` (usually the node's inputs)
@@ -66,7 +74,7 @@ class _Later:
 
     def __call__(self, *args):
         if self.fn is None:
-            self.kernel = self.make()
+            self.kernel = self.make().load()
             self.fn = self.kernel.fn
         return self.fn(*args)
 
@@ -80,13 +88,13 @@ def compile_kernel(
     signature: str | None = None,
     flags: str | None = None,
 ) -> Kernel:
-    """Compile (or load from the cache) ``def kernel`` in ``body`` with an explicit signature:
-    read-only C-contiguous arrays of ``types`` unless ``signature`` says otherwise."""
+    """The kernel ``def kernel`` in ``body`` with an explicit signature (read-only C-contiguous
+    arrays of ``types`` unless ``signature`` says otherwise), to be loaded by the program, which
+    compiles its kernels together (``cache.load_all``)."""
     flags = flags or "cache=True, error_model='numpy', nogil=True" + (", parallel=True" if parallel else "")
     decorated = f"@nb.njit({signature or loops.signature(types)}, {flags})\n{body}\n"
     text = loops.module_text(decorated)
-    fn = cache.load(text)
-    return Kernel(name, text.split("\n\n\n")[-1], nodes, parallel, fn)
+    return Kernel(name, text.split("\n\n\n")[-1], nodes, parallel, text)
 
 
 @functools.singledispatch
@@ -152,7 +160,7 @@ def fused_step(op: Fused, node: Node, stream=None) -> Step:
     extra = [] if stream is None else list(stream.first.inputs)  # the matrix and the vector
     kernel = compile_kernel("fused", body, types + [v.type for v in extra], [node], False)
     multi = len(op.results) > 1 or stream is not None
-    step = Step(kernel.fn, [inputs[p] for p in args] + extra, multi, kernel, True, True)
+    step = Step(kernel, [inputs[p] for p in args] + extra, multi, kernel, True, True)
     if stream is not None:
         kernel.name = "rows"
         kernel.nodes = [stream.first, node, stream.last]
@@ -258,11 +266,11 @@ def _row_kernel(template: str, node: Node, arity: int, finish: str = "") -> Kern
 def _(op: Softmax, node: Node) -> Step:
     finish = (_FINISH_LOG if op.log else _FINISH_SOFTMAX).replace("{T}", loops.CTOR[node.outputs[0].dtype])
     kernel = _row_kernel(_SOFTMAX, node, 1, finish)
-    axis, fn = op.axis, kernel.fn
+    axis = op.axis
 
     def softmax(x):
         rows = _rows(x, axis)
-        out = fn(rows)
+        out = kernel.fn(rows)
         moved = x.shape[:axis] + x.shape[axis + 1 :] + (x.shape[axis],)
         return np.moveaxis(out.reshape(moved), -1, axis) if axis != x.ndim - 1 else out.reshape(x.shape)
 
@@ -274,12 +282,12 @@ def _(op: Softmax, node: Node) -> Step:
 @lower.register
 def _(op: SoftmaxCrossEntropy, node: Node) -> Step:
     kernel = _row_kernel(_CROSS_ENTROPY, node, 2)
-    axis, fn = op.axis, kernel.fn
+    axis = op.axis
     dtype = float_result(*(v.dtype for v in node.inputs))
 
     def cross_entropy(z, t):
         t = np.broadcast_to(t, z.shape) if t.shape != z.shape else t
-        out = fn(_rows(z, axis), _rows(t, axis))
+        out = kernel.fn(_rows(z, axis), _rows(t, axis))
         return out.reshape(z.shape[:axis] + z.shape[axis + 1 :]).astype(dtype, copy=False)
 
     return Step(cross_entropy, list(node.inputs), multi=False, kernel=kernel, contiguous_out=True)
