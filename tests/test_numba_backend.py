@@ -361,3 +361,17 @@ def test_uncached_kernels_compile_in_two_processes(tmp_path):
         [sys.executable, "-c", PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
     assert again.stdout.split() == [str(kernels), "0"]  # all of them cached
+
+
+def test_row_streaming_in_parallel_chunks():
+    rng = np.random.default_rng(5)
+    n, d = 6000, 13
+    X, y = gc.matrix("X", shape=(None, d)), gc.vector("y")
+    w = gc.shared(rng.normal(size=d), name="w")
+    residual = gc.sigmoid(X @ w - 1.0) - y
+    outputs = [X.T @ residual, gc.mean(residual), gc.sum(residual * residual)]
+    values = rng.normal(size=(n, d)), (rng.random(n) > 0.5).astype(float)
+    f = gc.function([X, y], outputs, backend="numba")
+    for a, b in zip(f(*values), gc.function([X, y], outputs, backend="numpy")(*values)):
+        same(a, b)
+    assert [k.name for k in f.kernels if k.parallel] == ["rows"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ops.fused import Fused
-from ...ops.reduction import LOGSUMEXP, MAX, MEAN, MIN, PROD, Reduce
+from ...ops.reduction import LOGSUMEXP, MAX, MEAN, MIN, PROD, SUM, Reduce
 from ...types import TensorType
 from . import vmath
 
@@ -55,6 +55,12 @@ _TRANSCENDENTAL = {
     "gelu",
     "pow",
 }
+
+
+def _threads() -> int:
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
 
 
 def parallel_threshold(op: Fused) -> int:
@@ -360,6 +366,8 @@ def fused_source(
             scalar = {r.position: f"s{r.position}" for r in reductions}
 
     def nest(sweep: int, parallel: bool) -> None:
+        if rows is not None and parallel:
+            return chunks()
         for j in range(cr):
             if j == split and sweep == 0:
                 for r in reductions:
@@ -374,8 +382,34 @@ def fused_source(
                 for r in reductions:
                     w(f"acc{r.position}[{red_index[r.position]}] = {scalar[r.position]}")
 
+    def chunks() -> None:
+        """The row-streaming loop in parallel: rows split into one chunk per thread, each with
+        its own dot-product lanes and ``X.T @ r`` accumulators, added up at the end. The scalar
+        reductions (sums only) are numba ``prange`` reductions."""
+        for r in reductions:
+            w(f"{scalar[r.position]} = {_init(r.reduce.kind, acc_dtype[r.position])}")
+        # numba's thread count as a literal: nb.get_num_threads() would make the kernel uncacheable
+        w(f"nch = max(1, min({_threads()}, n0 // 1024))", "lanes_of = np.zeros((nch, 8), np.float64)")
+        w(*(f"gm{k}_of = np.zeros((nch, dd), np.float64)" for k in rows.scatter))
+        w("for c in prange(nch):")
+        w.depth += 1
+        w("lanes = lanes_of[c]", *(f"gm{k}_c = gm{k}_of[c]" for k in rows.scatter))
+        w("for i0 in range(c * n0 // nch, (c + 1) * n0 // nch):")
+        w.depth += 1
+        lines = body(0)
+        for k in rows.scatter:
+            lines = [line.replace(f"gm{k}[j]", f"gm{k}_c[j]") for line in lines]
+        w(*lines)
+        w.depth -= 2
+        for r in reductions:
+            w(f"acc{r.position}[{red_index[r.position]}] = {scalar[r.position]}")
+        for k in rows.scatter:
+            w("for c in range(nch):", "    for j in range(dd):", f"        gm{k}[j] += gm{k}_of[c, j]")
+
     outer_reduced = any(flags[0] for flags in reduced_axis)
     size = math.prod(d for d in space if d is not None) if None not in space else None
+    if rows is not None:  # chunks of rows: reductions must be prange reductions (+= and *=)
+        outer_reduced = not all(r.reduce.kind in (SUM, MEAN, PROD) for r in reductions) or (reductions and not scalar)
     can_parallel = not outer_reduced and (size is None or size >= parallel_threshold(op))
     parallel = parallel and can_parallel
     sweeps = [0, 1] if has_lse else [0]

@@ -165,15 +165,19 @@ def fused_step(op: Fused, node: Node, stream=None) -> Step:
         kernel.name = "rows"
         kernel.nodes = [stream.first, node, stream.last]
         step.outputs = list(node.outputs) + list(stream.last.outputs)
-        return step
     if can_parallel:
-        step.parallel = _Later(
-            lambda: compile_kernel(
-                "fused", loops.fused_source(op, inline, expect, read_shapes, True)[0], types, [node], True
-            )
-        )
+        all_types = types + [v.type for v in extra]
+
+        def parallel_kernel() -> Kernel:
+            body = loops.fused_source(op, inline, expect, read_shapes, True, rows=rows)[0]
+            return compile_kernel(kernel.name, body, all_types, kernel.nodes, True)
+
+        step.parallel = _Later(parallel_kernel)
         step.threshold = loops.parallel_threshold(op)
-        step.size_arg = max(range(len(args)), key=lambda k: sum(d != 1 for d in types[k].shape))
+        # the argument whose size tells the work: the streamed matrix, or the largest input
+        step.size_arg = (
+            len(args) if stream else max(range(len(args)), key=lambda k: sum(d != 1 for d in types[k].shape))
+        )
     return step
 
 
