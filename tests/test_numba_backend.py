@@ -375,3 +375,14 @@ def test_row_streaming_in_parallel_chunks():
     for a, b in zip(f(*values), gc.function([X, y], outputs, backend="numpy")(*values)):
         same(a, b)
     assert [k.name for k in f.kernels if k.parallel] == ["rows"]
+
+
+def test_cache_works_with_numba_cache_dir_set(tmp_path):
+    """NUMBA_CACHE_DIR moves numba's files; the cache still finds (and checks) them."""
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "graphc"), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    runs = [subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)]
+    runs.append(subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300))
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    (_, compiled), (hits, misses) = (map(int, r.stdout.split()) for r in runs)
+    assert (hits, misses) == (compiled, 0)
+    assert list((tmp_path / "numba").rglob("*.nbc")) and list((tmp_path / "graphc").rglob("*.sums"))

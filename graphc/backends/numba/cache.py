@@ -75,7 +75,16 @@ def _write_new(path: Path, data: bytes, replace: bool = False) -> None:
 
 
 def _numba_files(path: Path) -> list[Path]:
-    return sorted((path.parent / "__pycache__").glob(f"{path.stem}.*.nb[ic]"))
+    """numba's cache files of a kernel module: beside it, or under ``$NUMBA_CACHE_DIR`` when set
+    (numba then keeps them in a directory named after the module's directory)."""
+    import numba
+    from numba.core.caching import _CacheLocator
+
+    if numba.config.CACHE_DIR:
+        where = Path(numba.config.CACHE_DIR) / _CacheLocator.get_suitable_cache_subpath(str(path))
+    else:
+        where = path.parent / "__pycache__"
+    return sorted(where.glob(f"{path.stem}.*.nb[ic]"))
 
 
 def _sums(path: Path) -> dict[str, str]:
