@@ -389,11 +389,12 @@ def fused_source(
         for r in reductions:
             w(f"{scalar[r.position]} = {_init(r.reduce.kind, acc_dtype[r.position])}")
         # numba's thread count as a literal: nb.get_num_threads() would make the kernel uncacheable
-        w(f"nch = max(1, min({_threads()}, n0 // 1024))", "lanes_of = np.zeros((nch, 8), np.float64)")
-        w(*(f"gm{k}_of = np.zeros((nch, dd), np.float64)" for k in rows.scatter))
+        w(f"nch = max(1, min({_threads()}, n0 // 1024))", "lanes_of = np.zeros((nch, 64), np.float64)")
+        # Rows padded by 64 values (512 bytes): two threads never write one cache line.
+        w(*(f"gm{k}_of = np.zeros((nch, dd + 64), np.float64)" for k in rows.scatter))
         w("for c in prange(nch):")
         w.depth += 1
-        w("lanes = lanes_of[c]", *(f"gm{k}_c = gm{k}_of[c]" for k in rows.scatter))
+        w("lanes = lanes_of[c, :8]", *(f"gm{k}_c = gm{k}_of[c, :dd]" for k in rows.scatter))
         w("for i0 in range(c * n0 // nch, (c + 1) * n0 // nch):")
         w.depth += 1
         lines = body(0)
