@@ -20,6 +20,8 @@
 * ``attempt(name, setup)``: runs a peer's set-up; a missing package gives a "not installed" row, any other
   error a "failed: ..." row, so one broken peer never stops a benchmark.
 * ``configure_pytensor()``: links PyTensor's C backend to the system's OpenBLAS when it would find none.
+* ``steady_malloc()``: the same glibc allocator thresholds for every row (a compiler that runs first
+  would otherwise change them for the rows after it, numpy's baseline included).
 """
 
 from __future__ import annotations
@@ -231,6 +233,29 @@ def attempt(name: str, setup: Callable[[], object], verbose: bool = False):
 # PyTensor's BLAS
 
 
+def steady_malloc() -> str:
+    """Put glibc's allocator in the state every row will see, and say so in the header.
+
+    glibc serves blocks above its mmap threshold (128 KiB at start) with fresh pages, faulted in
+    on every use, and raises the threshold (to at most 32 MiB) the first time such a block is
+    freed. Compiling with numba or XLA frees large blocks, so rows measured after a compiler ran
+    reused memory while a numpy baseline measured first did not: W2's numpy step took 4.6 ms in
+    a fresh process and 2.1-2.4 ms with the raised thresholds. Setting them up front makes the
+    ratios compare like with like.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 64 << 20)
+    except (OSError, AttributeError):
+        ok = False
+    if ok:
+        return "allocator: glibc mmap threshold 32 MiB, trim threshold 64 MiB for every row (see common.steady_malloc)"
+    return "allocator: left as it is (not glibc)"
+
+
 def configure_pytensor() -> None:
     """Link PyTensor's C backend to OpenBLAS where the system has it and the user set no BLAS flags.
 
@@ -439,7 +464,8 @@ class Report:
     def __init__(self, title: str, args: argparse.Namespace):
         self.args = args
         configure_pytensor()  # before anything imports PyTensor
-        self.header = header(title, args.quick)
+        allocator = steady_malloc()
+        self.header = header(title, args.quick) + [allocator]
         self.tables: list[Table] = []
         self.started = time.perf_counter()
 
