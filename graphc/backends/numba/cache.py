@@ -97,9 +97,12 @@ def _purge(path: Path) -> None:
             f.unlink()
 
 
-def _entry(module_text: str) -> tuple[str, Path]:
-    """The key and file of a module, written (again, if damaged) to the cache."""
-    key = _digest((identity() + "\n" + module_text).encode())[:40]
+def _key(module_text: str) -> str:
+    return _digest((identity() + "\n" + module_text).encode())[:40]
+
+
+def _entry(module_text: str, key: str) -> Path:
+    """The file of a module, written (again, if damaged) to the cache."""
     directory = cache_dir() / key[:2]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"k{key}.py"
@@ -109,16 +112,15 @@ def _entry(module_text: str) -> tuple[str, Path]:
     if path.read_bytes() != data:  # damaged: write it again (numba's stamps then go stale)
         _write_new(path, data, replace=True)
         _purge(path)
-    return key, path
+    return path
 
 
 def load(module_text: str, name: str = "kernel"):
     """The function ``name`` of the module ``module_text``, compiled or loaded from the cache."""
-    key = _digest((identity() + "\n" + module_text).encode())[:40]
+    key = _key(module_text)
     if key in _loaded:
         return _loaded[key]
-    key, path = _entry(module_text)
-    return _load_file(key, path, name)
+    return _load_file(key, _entry(module_text, key), name)
 
 
 def _load_file(key: str, path: Path, name: str = "kernel"):
@@ -153,10 +155,10 @@ def load_all(module_texts: list[str]) -> None:
     it did not leave in the cache is compiled here."""
     todo = []
     for text in dict.fromkeys(module_texts):
-        key = _digest((identity() + "\n" + text).encode())[:40]
+        key = _key(text)
         if key in _loaded:
             continue
-        key, path = _entry(text)
+        path = _entry(text, key)
         if not _numba_files(path):
             todo.append((key, path))
     if len(todo) < PARALLEL_COMPILE or (os.cpu_count() or 1) < 2:

@@ -15,16 +15,14 @@ import numpy as np
 from ...graph import Node
 from ...ops.nn import Conv2d, Patches, PatchesAdjoint, Pool2d
 from . import loops
-from .lowering import Step, compile_kernel, lower
+from .lowering import Step, lower, make_kernel
 
 _WINDOWS = """    n_, c_, h_, w_ = a0.shape
     ho = (h_ + 2 * {ph} - {kh}) // {sh} + 1
     wo = (w_ + 2 * {pw} - {kw}) // {sw} + 1"""
 
-_IM2COL = """def kernel(a0):
-{windows}
-    out = np.zeros({shape}, {T})
-    for n in range(n_):
+# Every (window, element) pair of an image inside its padding; {move} copies one element.
+_WINDOW_NEST = """    for n in range(n_):
         for c in range(c_):
             for i in range(ho):
                 for j in range(wo):
@@ -34,23 +32,18 @@ _IM2COL = """def kernel(a0):
                             for q in range({kw}):
                                 x = j * {sw} + q - {pw}
                                 if 0 <= x < w_:
-                                    out[{index}] = a0[n, c, y, x]
+                                    {move}"""
+
+_IM2COL = """def kernel(a0):
+{windows}
+    out = np.zeros({shape}, {T})
+{nest}
     return out"""
 
 _COL2IM = """def kernel(a0, h_, w_):
     n_, c_, ho, wo = a0.shape[:4]
     out = np.zeros((n_, c_, h_, w_), {T})
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(ho):
-                for j in range(wo):
-                    for p in range({kh}):
-                        y = i * {sh} + p - {ph}
-                        if 0 <= y < h_:
-                            for q in range({kw}):
-                                x = j * {sw} + q - {pw}
-                                if 0 <= x < w_:
-                                    out[n, c, y, x] += a0[n, c, i, j, p, q]
+{nest}
     return out"""
 
 _POOL = """def kernel(a0):
@@ -82,16 +75,26 @@ def _params(kernel, stride, padding, dtype: str) -> dict:
     return params
 
 
+def _nest(params: dict, move: str) -> str:
+    return _WINDOW_NEST.format(move=move, **params)
+
+
 def _im2col(node: Node, kernel, stride, padding, rows: bool):
     """im2col of the node's first input: (N, Ho, Wo, C, kh, kw) when ``rows`` (a matrix for
     BLAS), else the op's (N, C, Ho, Wo, kh, kw)."""
     x = node.inputs[0]
     params = _params(kernel, stride, padding, x.dtype)
     if rows:
-        params.update(shape=f"(n_, ho, wo, c_, {kernel[0]}, {kernel[1]})", index="n, i, j, c, p, q")
+        params.update(
+            shape=f"(n_, ho, wo, c_, {kernel[0]}, {kernel[1]})",
+            nest=_nest(params, "out[n, i, j, c, p, q] = a0[n, c, y, x]"),
+        )
     else:
-        params.update(shape=f"(n_, c_, ho, wo, {kernel[0]}, {kernel[1]})", index="n, c, i, j, p, q")
-    return compile_kernel("im2col", _IM2COL.format(**params), [x.type], [node], False)
+        params.update(
+            shape=f"(n_, c_, ho, wo, {kernel[0]}, {kernel[1]})",
+            nest=_nest(params, "out[n, c, i, j, p, q] = a0[n, c, y, x]"),
+        )
+    return make_kernel("im2col", _IM2COL.format(**params), [x.type], [node], False)
 
 
 @lower.register
@@ -121,10 +124,11 @@ def _(op: Patches, node: Node) -> Step:
 @lower.register
 def _(op: PatchesAdjoint, node: Node) -> Step:
     g = node.inputs[0]
-    body = _COL2IM.format(**_params(op.kernel, op.stride, op.padding, g.dtype))
+    params = _params(op.kernel, op.stride, op.padding, g.dtype)
+    body = _COL2IM.format(nest=_nest(params, "out[n, c, y, x] += a0[n, c, i, j, p, q]"), **params)
     flags = "cache=True, error_model='numpy', nogil=True"
     signature = f"(_A({loops.NUMBA_DTYPE[g.dtype]}, 6), nb.int64, nb.int64)"
-    kernel = compile_kernel("col2im", body, [g.type], [node], False, signature=signature, flags=flags)
+    kernel = make_kernel("col2im", body, [g.type], [node], False, signature=signature, flags=flags)
     size = op.size
 
     def col2im(g, *dims):
@@ -141,5 +145,5 @@ def _(op: Pool2d, node: Node) -> Step:
     params = _params(op.kernel, op.stride, (0, 0), x.dtype)
     start, step, result = (part.format(**params) for part in _POOL_KINDS[op.kind])
     params.update(start=start, step=step, result=result)
-    kernel = compile_kernel(op.name, _POOL.format(**params), [x.type], [node], False)
+    kernel = make_kernel(op.name, _POOL.format(**params), [x.type], [node], False)
     return Step(kernel, list(node.inputs), False, kernel, contiguous_out=True, contiguous_in=True)

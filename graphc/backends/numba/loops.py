@@ -40,21 +40,6 @@ from . import vmath
 #: for cheap arithmetic and for kernels calling a transcendental function.
 PARALLEL_THRESHOLD = 30_000
 PARALLEL_THRESHOLD_TRANSCENDENTAL = 2_000
-_TRANSCENDENTAL = {
-    "exp",
-    "log",
-    "log1p",
-    "expm1",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "erf",
-    "sigmoid",
-    "softplus",
-    "gelu",
-    "pow",
-}
 
 
 def _threads() -> int:
@@ -65,7 +50,7 @@ def _threads() -> int:
 
 def parallel_threshold(op: Fused) -> int:
     """How big an iteration space must be for the parallel version of ``op`` to pay off."""
-    heavy = any(row.name in _TRANSCENDENTAL for row, _ in op.program)
+    heavy = any("math." in row.kernel or "**" in row.kernel for row, _ in op.program)  # a libm call
     return PARALLEL_THRESHOLD_TRANSCENDENTAL if heavy else PARALLEL_THRESHOLD
 
 

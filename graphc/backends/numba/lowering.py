@@ -79,7 +79,7 @@ class _Later:
         return self.fn(*args)
 
 
-def compile_kernel(
+def make_kernel(
     name: str,
     body: str,
     types: list[TensorType],
@@ -158,7 +158,7 @@ def fused_step(op: Fused, node: Node, stream=None) -> Step:
     body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes, rows=rows)
     types = [inputs[p].type for p in args]
     extra = [] if stream is None else list(stream.first.inputs)  # the matrix and the vector
-    kernel = compile_kernel("fused", body, types + [v.type for v in extra], [node], False)
+    kernel = make_kernel("fused", body, types + [v.type for v in extra], [node], False)
     multi = len(op.results) > 1 or stream is not None
     step = Step(kernel, [inputs[p] for p in args] + extra, multi, kernel, True, True)
     if stream is not None:
@@ -170,7 +170,7 @@ def fused_step(op: Fused, node: Node, stream=None) -> Step:
 
         def parallel_kernel() -> Kernel:
             body = loops.fused_source(op, inline, expect, read_shapes, True, rows=rows)[0]
-            return compile_kernel(kernel.name, body, all_types, kernel.nodes, True)
+            return make_kernel(kernel.name, body, all_types, kernel.nodes, True)
 
         step.parallel = _Later(parallel_kernel)
         step.threshold = loops.parallel_threshold(op)
@@ -263,7 +263,7 @@ def _row_kernel(template: str, node: Node, arity: int, finish: str = "") -> Kern
     big = any(None in s for s in size) or max(int(np.prod(s)) for s in size) >= loops.PARALLEL_THRESHOLD
     body = template.replace("{max}", _ROW_MAX).replace("{finish}", finish)
     body = body.replace("{loop}", "prange" if big else "range").replace("{T}", ctor)
-    return compile_kernel(node.op.name, body, types, [node], parallel=big)
+    return make_kernel(node.op.name, body, types, [node], parallel=big)
 
 
 @lower.register
