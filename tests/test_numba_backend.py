@@ -196,6 +196,32 @@ def test_length_mismatch_gets_the_numpy_backends_error():
         assert "add" in str(info.value) and "test_numba_backend.py" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda x: gc.transpose(x, (2, 0, 1)),
+        lambda x: gc.squeeze(x, 1),
+        lambda x: gc.expand_dims(gc.squeeze(x, 1), 0),
+        lambda x: gc.transpose(gc.expand_dims(gc.squeeze(x, 1), -1), (1, 0, 2)),
+    ],
+)
+def test_dimshuffle_views(build):
+    x = gc.tensor("x", shape=(None, 1, 3))
+    y = build(x)
+    value = np.arange(12.0).reshape(4, 1, 3)
+    expected = gc.function([x], y, backend="numpy")(value)
+    got = gc.function([x], y, backend="numba")(value)
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_squeezing_a_longer_axis_gets_the_numpy_backends_error():
+    x = gc.tensor("x", shape=(None, None))
+    f = gc.function([x], gc.squeeze(x, 0) * 2.0, backend="numba")
+    assert np.array_equal(f(np.ones((1, 3))), np.full(3, 2.0))
+    with pytest.raises(gc.EvaluationError, match="squeeze|dimshuffle"):
+        f(np.ones((2, 3)))
+
+
 def test_empty_max_is_an_error_not_garbage():
     x = gc.vector("x")
     f = gc.function([x], gc.max(gc.exp(x)), backend="numba")

@@ -21,7 +21,7 @@ from ...ops.fused import Fused
 from ...ops.linalg import MatMul
 from ...ops.nn import Softmax, SoftmaxCrossEntropy
 from ...ops.reduction import Reduce
-from ...ops.shape import BroadcastTo
+from ...ops.shape import BroadcastTo, DimShuffle
 from ...types import TensorType, float_result
 from . import cache, loops
 
@@ -205,6 +205,28 @@ def _(op: MatMul, node: Node) -> Step:
     if node.outputs[0].ndim == 0:  # vector @ vector: np.matmul returns a NumPy scalar
         return Step(op.perform, list(node.inputs), multi=True)
     return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True, blas=True)
+
+
+@lower.register
+def _(op: DimShuffle, node: Node) -> Step:
+    """A view made by squeeze, transpose and ``None`` indexing, planned once: the generic
+    ``perform`` redoes its bookkeeping every call (about 10 us; a training step has several)."""
+    kept = [o for o in op.order if o != "x"]
+    dropped = tuple(a for a in range(node.inputs[0].ndim) if a not in kept)
+    remaining = [a for a in range(node.inputs[0].ndim) if a not in dropped]
+    perm = tuple(remaining.index(o) for o in kept)
+    permute = perm != tuple(range(len(perm)))
+    index = tuple(None if o == "x" else slice(None) for o in op.order) if "x" in op.order else None
+
+    def dimshuffle(x):
+        x = np.asarray(x)
+        if dropped:
+            x = x.squeeze(dropped)  # a dropped axis not of length 1 raises; the driver then re-runs
+        if permute:  # the call on the reference backend, whose error names the op
+            x = x.transpose(perm)
+        return x if index is None else x[index]
+
+    return Step(dimshuffle, list(node.inputs), multi=False)
 
 
 # ----- softmax and its cross-entropy: one pass per row, rows in parallel ------------------------
