@@ -10,6 +10,7 @@ values::
     f(2.0, 5.0)  # array(22037.42471908)
 """
 
+from . import nn, optim, training  # noqa: E402  (layers, optimizers and the training loop build on the rest)
 from .autodiff import check_grad, grad, hessian, hvp, jacobian, jvp, numeric_grad, vjp
 from .compare import Comparison, compare_modes
 from .diagrams import RenderError, draw, to_dot

@@ -1,0 +1,369 @@
+"""graphc.nn.recurrent: RNN, LSTM and GRU unrolled over time, against plain numpy, PyTorch and
+finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.nn.module import LayerError
+from graphc.nn.recurrent import GRU, LSTM, RNN
+
+B, T, F, H = 2, 3, 3, 4
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# ----- plain-numpy references: the equations, one gate matrix at a time ----------------------------
+def _blocks(layer, n):
+    """The per-gate (W_i*, W_h*, b_i*, b_h*) of a layer's stacked parameters."""
+    w_ih, w_hh, b_ih, b_hh = (p.get_value() for p in layer.params)
+    h = layer.hidden_size
+    return [
+        (
+            w_ih[:, k * h : (k + 1) * h],
+            w_hh[:, k * h : (k + 1) * h],
+            b_ih[k * h : (k + 1) * h],
+            b_hh[k * h : (k + 1) * h],
+        )
+        for k in range(n)
+    ]
+
+
+def rnn_numpy(layer, x, h, act=np.tanh):
+    ((wi, wh, bi, bh),) = _blocks(layer, 1)
+    outs = []
+    for t in range(x.shape[1]):
+        h = act(x[:, t] @ wi + bi + h @ wh + bh)
+        outs.append(h)
+    return np.stack(outs, axis=1), h
+
+
+def lstm_numpy(layer, x, h, c):
+    (wii, whi, bii, bhi), (wif, whf, bif, bhf), (wig, whg, big, bhg), (wio, who, bio, bho) = _blocks(layer, 4)
+    outs = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        i = _sigmoid(xt @ wii + bii + h @ whi + bhi)
+        f = _sigmoid(xt @ wif + bif + h @ whf + bhf)
+        g = np.tanh(xt @ wig + big + h @ whg + bhg)
+        o = _sigmoid(xt @ wio + bio + h @ who + bho)
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        outs.append(h)
+    return np.stack(outs, axis=1), (h, c)
+
+
+def gru_numpy(layer, x, h):
+    (wir, whr, bir, bhr), (wiz, whz, biz, bhz), (win, whn, bin_, bhn) = _blocks(layer, 3)
+    outs = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        r = _sigmoid(xt @ wir + bir + h @ whr + bhr)
+        z = _sigmoid(xt @ wiz + biz + h @ whz + bhz)
+        n = np.tanh(xt @ win + bin_ + r * (h @ whn + bhn))
+        h = (1 - z) * n + z * h
+        outs.append(h)
+    return np.stack(outs, axis=1), h
+
+
+def _randomize(layer, rng):
+    """Nonzero values everywhere (the biases start at zero), so every term of the equations counts."""
+    for p in layer.params:
+        p.set_value(rng.normal(0, 0.5, p.get_value().shape).astype(p.dtype))
+
+
+def _layer(cls, dtype="float64", **kw):
+    layer = cls(F, H, dtype=dtype, seed=3, **kw)
+    _randomize(layer, np.random.default_rng(7))
+    return layer
+
+
+def _data(dtype="float64", seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(size=(B, T, F)).astype(dtype),
+        rng.normal(size=(B, H)).astype(dtype),
+        rng.normal(size=(B, H)).astype(dtype),
+    )
+
+
+# ----- forward against numpy ------------------------------------------------------------------
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_matches_numpy_with_and_without_initial_state(nonlinearity):
+    layer = _layer(RNN, nonlinearity=nonlinearity)
+    x, h0_val, _ = _data()
+    xs, h0 = gc.tensor("x", shape=(None, T, F)), gc.matrix("h0")  # h0 of unknown shape: checked when run
+    out, h = layer(xs, h0)
+    out0, hz = layer(xs)
+    got = gc.function([xs, h0], [out, h, out0, hz])(x, h0_val)
+    act = np.tanh if nonlinearity == "tanh" else (lambda z: np.maximum(z, 0))
+    want, want_h = rnn_numpy(layer, x, h0_val, act)
+    want0, want0_h = rnn_numpy(layer, x, np.zeros((B, H)), act)
+    for g, w in zip(got, [want, want_h, want0, want0_h]):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    assert out.type.shape == (None, T, H) and hz.type.shape == (None, H)
+
+
+def test_lstm_matches_numpy():
+    layer = _layer(LSTM)
+    x, h0_val, c0_val = _data()
+    xs, h0, c0 = gc.tensor("x", shape=(B, T, F)), gc.matrix("h0", shape=(B, H)), gc.matrix("c0", shape=(B, H))
+    out, (h, c) = layer(xs, (h0, c0))
+    out0, (h_z, c_z) = layer(xs)
+    got = gc.function([xs, h0, c0], [out, h, c, out0, h_z, c_z])(x, h0_val, c0_val)
+    want, (wh, wc) = lstm_numpy(layer, x, h0_val, c0_val)
+    want0, (wh0, wc0) = lstm_numpy(layer, x, np.zeros((B, H)), np.zeros((B, H)))
+    for g, w in zip(got, [want, wh, wc, want0, wh0, wc0]):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_gru_matches_numpy():
+    layer = _layer(GRU)
+    x, h0_val, _ = _data()
+    xs, h0 = gc.tensor("x", shape=(None, T, F)), gc.matrix("h0", shape=(None, H))
+    out, h = layer(xs, h0)
+    out0, h_z = layer(xs)
+    got = gc.function([xs, h0], [out, h, out0, h_z])(x, h0_val)
+    want, wh = gru_numpy(layer, x, h0_val)
+    want0, wh0 = gru_numpy(layer, x, np.zeros((B, H)))
+    for g, w in zip(got, [want, wh, want0, wh0]):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_step_is_one_time_step_of_the_unrolled_layer(cls):
+    layer = _layer(cls)
+    x, h0_val, c0_val = _data()
+    xs = gc.tensor("x", shape=(None, T, F))
+    x0, x1 = gc.matrix("x0", shape=(None, F)), gc.matrix("x1", shape=(None, F))
+    out, _ = layer(xs)
+    s1 = layer.step(x0)  # zero state
+    s2 = layer.step(x1, s1)
+    h1, h2 = (s1[0], s2[0]) if cls is LSTM else (s1, s2)
+    got = gc.function([xs, x0, x1], [out, h1, h2])(x, x[:, 0], x[:, 1])
+    np.testing.assert_allclose(got[1], got[0][:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[2], got[0][:, 1], rtol=1e-12, atol=1e-12)
+
+
+def test_float32_layers_build_float32_graphs():
+    layer = LSTM(F, H, seed=1)  # float32 by default
+    xs = gc.tensor("x", shape=(None, T, F), dtype="float32")
+    out, (h, c) = layer(xs)
+    assert {out.dtype, h.dtype, c.dtype} == {"float32"}
+    x = _data("float32")[0]
+    got = gc.function([xs], out)(x)
+    assert got.dtype == np.float32
+    want, _ = lstm_numpy(layer, x.astype(np.float64), np.zeros((B, H)), np.zeros((B, H)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+# ----- against PyTorch ------------------------------------------------------------------------
+def _torch_copy(torch_layer, layer):
+    import torch
+
+    with torch.no_grad():
+        torch_layer.weight_ih_l0.copy_(torch.from_numpy(layer.w_ih.get_value().T.copy()))
+        torch_layer.weight_hh_l0.copy_(torch.from_numpy(layer.w_hh.get_value().T.copy()))
+        torch_layer.bias_ih_l0.copy_(torch.from_numpy(layer.b_ih.get_value()))
+        torch_layer.bias_hh_l0.copy_(torch.from_numpy(layer.b_hh.get_value()))
+
+
+@pytest.mark.parametrize("cls", ["RNN", "RNN-relu", "LSTM", "GRU"])
+def test_matches_torch_with_copied_weights(cls):
+    torch = pytest.importorskip("torch")
+    kind, _, nonlin = cls.partition("-")
+    kw = {"nonlinearity": nonlin} if nonlin else {}
+    layer = _layer({"RNN": RNN, "LSTM": LSTM, "GRU": GRU}[kind], **kw)
+    ref = getattr(torch.nn, kind)(F, H, batch_first=True, **kw).double()
+    _torch_copy(ref, layer)
+    x, h0_val, c0_val = _data(seed=5)
+    xs, h0, c0 = gc.tensor("x", shape=(None, T, F)), gc.matrix("h0", shape=(None, H)), gc.matrix("c0", shape=(None, H))
+    with torch.no_grad():
+        if kind == "LSTM":
+            out, (h, c) = layer(xs, (h0, c0))
+            got = gc.function([xs, h0, c0], [out, h, c])(x, h0_val, c0_val)
+            t_out, (t_h, t_c) = ref(
+                torch.from_numpy(x), (torch.from_numpy(h0_val)[None], torch.from_numpy(c0_val)[None])
+            )
+            want = [t_out, t_h[0], t_c[0]]
+        else:
+            out, h = layer(xs, h0)
+            got = gc.function([xs, h0, c0], [out, h])(x, h0_val, c0_val)
+            t_out, t_h = ref(torch.from_numpy(x), torch.from_numpy(h0_val)[None])
+            want = [t_out, t_h[0]]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ----- gradients ------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_gradients_of_every_parameter_and_input_match_finite_differences(cls):
+    layer = _layer(cls)
+    x, h0_val, c0_val = _data(seed=11)
+    xs, h0, c0 = gc.tensor("x", shape=(B, T, F)), gc.matrix("h0", shape=(B, H)), gc.matrix("c0", shape=(B, H))
+    state = (h0, c0) if cls is LSTM else h0
+    out, last = layer(xs, state)
+    last_h = last[0] if cls is LSTM else last
+    rng = np.random.default_rng(2)
+    w_out, w_last = gc.constant(rng.normal(size=(B, T, H))), gc.constant(rng.normal(size=(B, H)))
+    loss = gc.sum(out * w_out) + gc.sum(last_h * w_last)  # weights so no direction of the gradient cancels
+    if cls is LSTM:
+        loss = loss + gc.sum(last[1] ** 2)
+    inputs = [xs, h0, c0] if cls is LSTM else [xs, h0]
+    values = [x, h0_val, c0_val] if cls is LSTM else [x, h0_val]
+    f = gc.function(inputs, loss)
+    analytic = gc.function(inputs, gc.grad(loss, layer.params + inputs))(*values)
+    params = layer.params
+    start = [p.get_value() for p in params]
+
+    def loss_of(*vals):
+        for p, v in zip(params, vals[: len(params)]):
+            p.set_value(v)
+        return f(*vals[len(params) :])
+
+    numeric = gc.numeric_grad(loss_of, start + values, eps=1e-6)
+    for p, s in zip(params, start):
+        p.set_value(s)
+    names = [p.name for p in params] + [v.name for v in inputs]
+    assert len(analytic) == len(numeric) == 6 + (len(inputs) - 2)
+    for name, a, n in zip(names, analytic, numeric):
+        assert np.abs(n).max() > 1e-3, name  # the check is not vacuous
+        np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_gradient_through_default_zero_state_matches_check_grad():
+    layer = _layer(GRU)
+    xs = gc.tensor("x", shape=(B, T, F))
+    out, _ = layer(xs)
+    report = gc.check_grad(gc.sum(gc.sin(out)), xs, at={xs: _data(seed=4)[0]})
+    assert report.worst < 1e-8
+
+
+# ----- initialization -------------------------------------------------------------------------
+def test_initialization_is_seeded_xavier_orthogonal_and_lstm_forget_bias_is_one():
+    a, b, c = (
+        LSTM(5, 3, seed=1, dtype="float64"),
+        LSTM(5, 3, seed=1, dtype="float64"),
+        LSTM(5, 3, seed=2, dtype="float64"),
+    )
+    for pa, pb in zip(a.params, b.params):
+        np.testing.assert_array_equal(pa.get_value(), pb.get_value())
+    assert not np.array_equal(a.w_ih.get_value(), c.w_ih.get_value())
+    np.testing.assert_array_equal(LSTM(5, 3).w_hh.get_value(), LSTM(5, 3, seed=0).w_hh.get_value())  # None means 0
+    assert a.w_ih.get_value().shape == (5, 12) and a.w_hh.get_value().shape == (3, 12)
+    assert np.abs(a.w_ih.get_value()).max() <= np.sqrt(6 / (5 + 3))
+    for k in range(4):
+        block = a.w_hh.get_value()[:, 3 * k : 3 * k + 3]
+        np.testing.assert_allclose(block.T @ block, np.eye(3), atol=1e-12)
+    np.testing.assert_array_equal(a.b_ih.get_value(), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(a.b_hh.get_value(), np.zeros(12))
+    assert GRU(5, 3).b_ih.get_value().tolist() == [0.0] * 9
+    assert LSTM(5, 3).w_ih.dtype == "float32"
+
+
+def test_config_and_names():
+    layer = RNN(3, 5, nonlinearity="relu", seed=4, name="enc")
+    assert layer.config() == {
+        "type": "RNN",
+        "name": "enc",
+        "input_size": 3,
+        "hidden_size": 5,
+        "dtype": "float32",
+        "seed": 4,
+        "nonlinearity": "relu",
+    }
+    assert [n for n, _ in layer.named_params()] == ["w_ih", "w_hh", "b_ih", "b_hh"]
+    assert layer.w_ih.name == "enc.w_ih"
+
+
+def test_calling_twice_shares_parameters_across_lengths():
+    layer = _layer(GRU)
+    short, long_ = gc.tensor("a", shape=(None, 2, F)), gc.tensor("b", shape=(None, 5, F))
+    out_s, _ = layer(short)
+    out_l, _ = layer(long_)
+    x = np.random.default_rng(0).normal(size=(B, 5, F))
+    got_s, got_l = gc.function([short, long_], [out_s, out_l])(x[:, :2], x)
+    np.testing.assert_allclose(got_s, got_l[:, :2], rtol=1e-12)  # a prefix's outputs do not see the future
+
+
+# ----- errors ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape, dtype, message",
+    [
+        ((None, F), "float32", r"enc: the input must have shape \(batch, time, 3\), got rank 2"),
+        ((None, T, 7), "float32", r"enc: the input has 7 features but input_size is 3"),
+        ((None, None, F), "float32", r"enc: the time length must be static"),
+        ((None, 0, F), "float32", r"enc: the input has no time steps"),
+    ],
+)
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_bad_inputs_name_the_layer(cls, shape, dtype, message):
+    layer = cls(F, H, name="enc")
+    with pytest.raises(LayerError, match=message):
+        layer(gc.tensor("x", shape=shape, dtype=dtype))
+
+
+def test_dtype_and_state_errors_name_the_layer():
+    layer = LSTM(F, H, name="lstm1")
+    x = gc.tensor("x", shape=(2, T, F), dtype="float32")
+    with pytest.raises(gc.DTypeError, match=r"lstm1: the input is float64 but the layer's parameters are float32"):
+        layer(gc.tensor("x64", shape=(None, T, F), dtype="float64"))
+    with pytest.raises(LayerError, match=r"lstm1: the initial state must be a pair \(h0, c0\)"):
+        layer(x, gc.matrix("h0", shape=(2, H), dtype="float32"))
+    with pytest.raises(
+        LayerError, match=r"lstm1: the initial state c0 must have shape \(batch, 4\).*5 != hidden_size 4"
+    ):
+        layer(x, (gc.matrix("h0", shape=(2, H), dtype="float32"), gc.matrix("c0", shape=(2, 5), dtype="float32")))
+    with pytest.raises(LayerError, match=r"lstm1: the initial state h0 has batch 3 but the input has batch 2"):
+        layer(x, (gc.matrix("h0", shape=(3, H), dtype="float32"), gc.matrix("c0", shape=(2, H), dtype="float32")))
+    with pytest.raises(LayerError, match=r"lstm1: step takes x_t of shape \(batch, 3\)"):
+        layer.step(x)
+    gru = GRU(F, H, name="gru1")
+    with pytest.raises(LayerError, match=r"gru1: the initial state h0 must have shape \(batch, 4\), got rank 3"):
+        gru(x, gc.tensor("h", shape=(2, 1, H), dtype="float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_size": 0, "hidden_size": 2}, r"r: input_size must be a positive int, got 0"),
+        ({"input_size": 2, "hidden_size": 2.5}, r"r: hidden_size must be a positive int, got 2.5"),
+        ({"input_size": 2, "hidden_size": 2, "dtype": "int64"}, r"r: dtype must be 'float32' or 'float64'"),
+        ({"input_size": 2, "hidden_size": 2, "nonlinearity": "sigmoid"}, r"r: nonlinearity must be 'tanh' or 'relu'"),
+        ({"input_size": 2, "hidden_size": 2, "seed": 1.5}, r"r: seed must be an int or None"),
+    ],
+)
+def test_bad_constructor_arguments_name_the_layer(kwargs, message):
+    with pytest.raises(LayerError, match=message):
+        RNN(name="r", **kwargs)
+
+
+# ----- the Numba backend ----------------------------------------------------------------------
+def test_unrolled_lstm_compiles_with_numba_and_matches_numpy():
+    layer = LSTM(3, 4, seed=5)  # float32, as a model would be
+    xs = gc.tensor("x", shape=(None, 3, 3), dtype="float32")
+    out, (h, c) = layer(xs)
+    loss = gc.mean(out**2) + gc.mean(c)
+    outputs = [out, h, c, *gc.grad(loss, layer.params)]
+    x = np.random.default_rng(9).normal(size=(2, 3, 3)).astype(np.float32)
+    want = gc.function([xs], outputs, backend="numpy")(x)
+    got = gc.function([xs], outputs, backend="numba")(x)
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_docs_sequence_tagger_trains():
+    import pathlib
+    import re
+
+    page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "layers.md"
+    (example,) = re.findall(r"```python\n(.*?)```", page.read_text().split("### Example: a sequence tagger")[1], re.S)
+    namespace: dict = {}
+    exec(compile(example, str(page), "exec"), namespace)
+    losses = namespace["losses"]
+    assert losses[-1] < 0.5 * losses[0]
