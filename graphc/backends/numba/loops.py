@@ -167,6 +167,26 @@ class RowProducts:
         ]
 
 
+def scalar_program(op: Fused, names: list[str]) -> list[str]:
+    """The lines computing ``op``'s instructions one element at a time: ``t<k> = <dtype>(<row's
+    kernel code>)``, each cast to its static dtype so float32 stays float32. ``names`` holds the
+    code of the inputs (variables or inlined constants) and gets each ``t<k>`` appended. Every
+    loop kernel, on the CPU or the GPU, is this program inside some indexing."""
+    types, n, lines = op._types, op.nin, []
+    for k, (row, in_refs) in enumerate(op.program):
+        dtype = types[n + k].dtype
+        ins = [names[r] for r in in_refs]
+        if row.out in ("promote", "float", "where"):  # NumPy computes in the output dtype
+            ins = [
+                x if types[r].dtype == dtype or (row.out == "where" and i == 0) else f"{CTOR[dtype]}({x})"
+                for i, (x, r) in enumerate(zip(ins, in_refs))
+            ]
+        code = row.kernel.format(*ins, T=CTOR[dtype])
+        lines.append(f"t{k} = {CTOR[dtype]}({code})")
+        names.append(f"t{k}")
+    return lines
+
+
 class _Writer:
     def __init__(self):
         self.lines: list[str] = []
@@ -309,17 +329,7 @@ def fused_source(
         names = [inline.get(p, f"x{p}") for p in range(n)]
         if rows is not None:
             lines.extend(rows.dot_lines(f"x{rows.dot}", CTOR[types[rows.dot].dtype]))
-        for k, (row, in_refs) in enumerate(op.program):
-            dtype = types[n + k].dtype
-            ins = [names[r] for r in in_refs]
-            if row.out in ("promote", "float", "where"):  # NumPy computes in the output dtype
-                ins = [
-                    x if types[r].dtype == dtype or (row.out == "where" and i == 0) else f"{CTOR[dtype]}({x})"
-                    for i, (x, r) in enumerate(zip(ins, in_refs))
-                ]
-            code = row.kernel.format(*ins, T=CTOR[dtype])
-            lines.append(f"t{k} = {CTOR[dtype]}({code})")
-            names.append(f"t{k}")
+        lines += scalar_program(op, names)
         for r in results:
             value = names[r.ref]
             if r.reduce is None and sweep == 0:
