@@ -18,7 +18,7 @@ from .ops.base import as_variable
 from .types import format_shape
 
 #: Backend name -> module with a ``compile(leaves, outputs)`` function.
-BACKENDS = {"numpy": "graphc.backends.reference", "numba": "graphc.backends.numba"}
+BACKENDS = {"numpy": "graphc.backends.reference", "numba": "graphc.backends.numba", "cuda": "graphc.backends.cuda"}
 #: The backend of ``gc.function`` when none is named: compiled Numba kernels.
 DEFAULT_BACKEND = "numba"
 
@@ -56,7 +56,15 @@ def _check_updates(updates) -> list[tuple[SharedVariable, Variable]]:
 class Function:
     """A compiled graph. Call it with one value per input (positionally or by input name)."""
 
-    def __init__(self, inputs, outputs, updates=None, backend: str | None = None, optimize: str = "full"):
+    def __init__(
+        self,
+        inputs,
+        outputs,
+        updates=None,
+        backend: str | None = None,
+        optimize: str = "full",
+        device_outputs: bool = False,
+    ):
         self.single_output = isinstance(outputs, Variable)
         self.outputs = [outputs] if self.single_output else [as_variable(o) for o in (outputs or [])]
         self.inputs = self._check_inputs(inputs)
@@ -87,6 +95,13 @@ class Function:
         self._accepts = [(np.dtype(v.dtype), v.type.shape, v.type.accepts_shape) for v in self.inputs]
         # Results the backend guarantees to be fresh, writable arrays of their own (kernel outputs).
         self._fresh = getattr(self._run, "fresh_outputs", [False] * len(every))
+        # A device backend (CUDA) takes the call from here: arguments may be device arrays, and
+        # shared values stay on the device (its program's ``call`` and ``accepts``).
+        self._device = hasattr(self._run, "call")
+        if device_outputs and not self._device:
+            raise GraphError(f"device_outputs=True needs a device backend (backend='cuda'), not {backend!r}")
+        if self._device:
+            self._run.device_outputs = bool(device_outputs)
 
     @staticmethod
     def _check_inputs(inputs) -> list[Input]:
@@ -118,11 +133,17 @@ class Function:
             raise ArityError(f"missing argument(s) {', '.join(missing)} ({self._signature()})")
         return [self._coerce(var, value, i) for i, (var, value) in enumerate(zip(self.inputs, values))]
 
-    @staticmethod
-    def _coerce(var: Input, value, position: int) -> np.ndarray:
+    def _coerce(self, var: Input, value, position: int) -> np.ndarray:
         if type(value) is np.ndarray and value.dtype.name == var.dtype and var.type.accepts_shape(value.shape):
             return value
         what = f"argument {position + 1} ({var.name or 'unnamed'}, {var.type})"
+        accepts = getattr(self._run, "accepts", None)
+        if accepts is not None and accepts(value):  # a device array: checked, never copied
+            if str(value.dtype) != var.dtype:
+                raise DTypeError(f"{what} expects {var.dtype}, got a device array of {value.dtype}")
+            if not var.type.accepts_shape(tuple(value.shape)):
+                raise ShapeError(f"{what} expects shape {format_shape(var.type.shape)}, got {tuple(value.shape)}")
+            return value
         return coerce_value(value, var.type, what, copy=False)
 
     @property
@@ -155,7 +176,9 @@ class Function:
                 else self._coerce(v, a, i)
                 for i, (a, v, (dtype, shape, fits)) in enumerate(zip(args, self.inputs, self._accepts))
             ]
-        leaves = values + [s._value for s in self.shared]
+        if self._device:  # the backend reads and updates shared values where they live
+            return self._run.call(values, self.shared, self.updates, self.single_output)
+        leaves = values + [s._value if not s._host_stale else s.host_value() for s in self.shared]
         results = self._run(leaves)
         # Results never alias the caller's arguments, shared values, read-only views or each other.
         fresh: list[np.ndarray] = []
@@ -165,7 +188,7 @@ class Function:
                 r = r if r.flags.owndata and r.flags.writeable and not aliased else np.array(r)
             fresh.append(r)
         for (target, _), new in zip(self.updates, fresh[len(self.outputs) :]):
-            target._value = new
+            target.assign(new)
         outs = fresh[: len(self.outputs)]
         return outs[0] if self.single_output else outs
 
@@ -181,13 +204,17 @@ class Function:
 _MISSING = object()
 
 
-def function(inputs, outputs, updates=None, backend: str | None = None, optimize: str = "full") -> Function:
+def function(
+    inputs, outputs, updates=None, backend: str | None = None, optimize: str = "full", device_outputs: bool = False
+) -> Function:
     """Compile ``outputs`` as a function of ``inputs``; ``updates`` maps shared variables to new values.
 
     ``outputs`` may be one variable (the call returns one array) or a list (the call returns a
     list). Updates are applied together after the outputs are computed. ``optimize`` is the
     optimizer level: "none", "fast" or "full" (see ``graphc.optimize``). ``backend`` is "numba"
     (compiled kernels, the default) or "numpy" (the reference interpreter, which compiles
-    nothing and checks every node's result against its type).
+    nothing and checks every node's result against its type), or "cuda" (Numba CUDA kernels; see
+    docs/cuda.md), whose functions return host arrays unless ``device_outputs`` asks for device
+    arrays.
     """
-    return Function(inputs, outputs, updates=updates, backend=backend, optimize=optimize)
+    return Function(inputs, outputs, updates=updates, backend=backend, optimize=optimize, device_outputs=device_outputs)

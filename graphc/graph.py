@@ -237,19 +237,42 @@ class SharedVariable(Variable):
 
     Its type is fixed at creation, so a compiled function can rely on it; ``set_value`` checks
     new values against it.
+
+    A device backend (CUDA) keeps the value where its kernels run: ``device`` holds its copy,
+    and after a device update the host array is refreshed only when someone reads it, so a
+    training loop does not copy its parameters every step.
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "device", "_host_stale")
 
     def __init__(self, value: np.ndarray, type: TensorType, name: str | None):
         super().__init__(type, name=name)
         self._value = value
+        self.device = None  # a device backend's copy of the value (None: only the host array)
+        self._host_stale = False  # the device copy is newer than the host array
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
-        return self._value if borrow else self._value.copy()
+        value = self.host_value()
+        return value if borrow else value.copy()
 
     def set_value(self, value, borrow: bool = False) -> None:
         self._value = coerce_value(value, self.type, f"shared variable {self.name or '?'}", copy=not borrow)
+        self.device, self._host_stale = None, False
+
+    def host_value(self) -> np.ndarray:
+        """The current value as a host array (copied back from the device if it is newer there)."""
+        if self._host_stale:
+            self._value = np.asarray(self.device.copy_to_host()).reshape(self._value.shape)
+            self._host_stale = False
+        return self._value
+
+    def assign(self, value: np.ndarray) -> None:
+        """A compiled function's update: a host array (the device copy, if any, is dropped)."""
+        self._value, self.device, self._host_stale = value, None, False
+
+    def assign_device(self, array) -> None:
+        """A device backend's update: ``array`` (with ``copy_to_host``) is now the value."""
+        self.device, self._host_stale = array, True
 
 
 class Node:
