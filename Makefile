@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) examples/logistic_regression.py
+	$(PY) examples/digits_mlp.py
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check graphc tests examples benchmarks
