@@ -164,8 +164,11 @@ def _numeric(value) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphc", description="Traces and diagrams of expressions.")
+    parser = argparse.ArgumentParser(
+        prog="graphc", description="Traces and diagrams of expressions; training of Caffe-style nets."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", add_help=False, help="train a Caffe-style net with its solver file (--solver FILE)")
     tr = sub.add_parser("trace", help="the evaluation trace (primal, tangent or adjoint table)")
     dr = sub.add_parser("draw", help="a diagram of the graph, or of its trace with --mode")
     cp = sub.add_parser("compare", help="forward, reverse, symbolic and numeric derivatives side by side")
@@ -186,6 +189,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":  # its own argument parser, as caffe train has
+        from .caffe.solver import main_train
+
+        return main_train(argv[1:])
     from .diagrams import draw, render, to_dot
     from .trace import trace
 

@@ -527,3 +527,10 @@ def test_console_script_long_expression_is_an_error_not_a_crash():
     done = process("trace", expression, "--at", "x=1")
     assert done.returncode in (0, 2)
     assert b"Traceback" not in done.stderr and b"RecursionError" not in done.stderr
+
+
+def test_train_goes_to_the_caffe_solver(tmp_path, capsys):
+    from graphc import cli
+
+    assert cli.main(["train", "--solver", str(tmp_path / "missing.prototxt")]) == 2
+    assert "missing.prototxt" in capsys.readouterr().err

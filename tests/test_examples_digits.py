@@ -23,7 +23,7 @@ def test_split_is_fixed_and_disjoint():
     (xa, ya), (xv, yv), (xt, yt) = digits.load()
     again = digits.load()[2]
     assert (xt == again[0]).all() and len(xa) + len(xv) + len(xt) == 1797
-    assert xa.dtype.name == "float32" and ya.dtype.name == "int64" and 0 <= xa.min() and xa.max() <= 1
+    assert xa.dtype.name == "float32" and ya.dtype.name == "int64" and xa.min() >= 0 and xa.max() <= 1
     assert digits.load(images=True)[0][0].shape[1:] == (1, 8, 8)
 
 
