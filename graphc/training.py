@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ShapeError, UsageError
 
-__all__ = ["History", "batches", "fit", "save_checkpoint", "load_checkpoint"]
+__all__ = ["History", "batches", "evaluate_batches", "fit", "save_checkpoint", "load_checkpoint"]
 
 
 def batches(arrays: Sequence[np.ndarray], batch_size: int, shuffle: bool = True, rng=None, drop_last: bool = False):
@@ -117,7 +117,7 @@ def _mode_for(monitor: str) -> str:
     return "max" if any(word in monitor for word in ("acc", "auc", "precision", "recall")) else "min"
 
 
-def _mean_over(function, arrays, names, batch_size, limit) -> dict[str, float]:
+def evaluate_batches(function, arrays, names, batch_size, limit=None) -> dict[str, float]:
     """Each output's mean over the batches of ``arrays``, weighted by batch size."""
     sums, count = np.zeros(len(names)), 0
     for k, batch in enumerate(batches(arrays, batch_size, shuffle=False)):
@@ -126,7 +126,7 @@ def _mean_over(function, arrays, names, batch_size, limit) -> dict[str, float]:
         outs = function(*batch)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         if len(outs) != len(names):
-            raise UsageError(f"fit: evaluate returns {len(outs)} outputs but names lists {len(names)}")
+            raise UsageError(f"evaluate returns {len(outs)} outputs but names lists {len(names)}")
         sums += [float(np.mean(o)) * len(batch[0]) for o in outs]
         count += len(batch[0])
     return dict(zip(names, sums / max(count, 1)))
@@ -165,6 +165,7 @@ def fit(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     model=None,
+    optimizer=None,
     log: Callable[[dict], None] | None = None,
 ) -> History:
     """Train by calling ``step(*batch)`` on mini-batches of ``train``; returns the ``History``.
@@ -179,6 +180,10 @@ def fit(
     ``checkpoint`` (a path prefix, with ``model``) saves the best model as ``.npz`` + ``.json``.
     """
     names = list(names)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise UsageError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+    if eval_batch_size is not None and (not isinstance(eval_batch_size, (int, np.integer)) or eval_batch_size < 1):
+        raise UsageError(f"fit: eval_batch_size must be a positive int, got {eval_batch_size!r}")
     train = _check_arrays(train, "train")
     if epochs is None and max_steps is None:
         raise UsageError("fit: give epochs or max_steps")
@@ -216,7 +221,7 @@ def fit(
             values.clear()
         if validation is not None:
             size = eval_batch_size or batch_size
-            scores = _mean_over(evaluate, validation, names, size, eval_batches)
+            scores = evaluate_batches(evaluate, validation, names, size, eval_batches)
             row.update({f"val_{name}": value for name, value in scores.items()})
         history._record(row)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in names or k.startswith("val_")})
@@ -229,7 +234,7 @@ def fit(
             if early_stopping is not None and restore_best:
                 best_values = [v.get_value() for v in shared]
             if checkpoint is not None:
-                save_checkpoint(checkpoint, model)
+                save_checkpoint(checkpoint, model, optimizer)
             return False
         waited += 1
         return early_stopping is not None and waited >= early_stopping
@@ -259,7 +264,7 @@ def fit(
             stop = evaluation_point()
     bar.close()
     history.stopped_early = stop and done < total
-    if history.stopped_early and best_values is not None:
+    if best_values is not None and history.best != len(history["step"]) - 1:
         for var, value in zip(shared, best_values):
             var.set_value(value)
     return history
@@ -287,6 +292,11 @@ def _progress(total: int, show: bool):
 # -- checkpoints ------------------------------------------------------------------------------------
 
 
+def _checkpoint_files(base: Path) -> tuple[Path, Path]:
+    """``base.npz`` and ``base.json``, appended (``run_lr0.01`` must not lose its ``.01``)."""
+    return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+
 def save_checkpoint(path: str | Path, model, optimizer=None) -> tuple[Path, Path]:
     """``path.npz`` (parameter and state values, and the optimizer's with ``optimizer.``
     prefixes) and ``path.json`` (the model description, ``model.config()``)."""
@@ -295,7 +305,7 @@ def save_checkpoint(path: str | Path, model, optimizer=None) -> tuple[Path, Path
     arrays = dict(model.state_dict())
     if optimizer is not None:
         arrays.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
-    npz, description = base.with_suffix(".npz"), base.with_suffix(".json")
+    npz, description = _checkpoint_files(base)
     tmp = npz.with_name(npz.name + ".tmp")
     with open(tmp, "wb") as handle:  # np.savez would add .npz to a name without it
         np.savez(handle, **arrays)
@@ -307,8 +317,7 @@ def save_checkpoint(path: str | Path, model, optimizer=None) -> tuple[Path, Path
 def load_checkpoint(path: str | Path, model=None, optimizer=None):
     """The model saved at ``path``: rebuilt from its JSON description (or ``model``, when given)
     with its saved values loaded; also restores ``optimizer``'s state when given."""
-    base = Path(path)
-    npz, description = base.with_suffix(".npz"), base.with_suffix(".json")
+    npz, description = _checkpoint_files(Path(path))
     if not npz.exists():
         raise FileNotFoundError(f"no checkpoint at {npz}")
     if model is None:

@@ -156,3 +156,43 @@ def test_history_pictures():
     html = history._repr_html_()
     assert html.count("<tr>") == 4 and "accuracy" in html
     assert "3 evaluations" in repr(history)
+
+
+def test_the_best_values_come_back_when_the_run_ends_without_stopping():
+    x = gc.vector("x")
+    w = gc.shared(0.0, name="w")
+    drift = gc.function([x], gc.sum(x) * 0 + w, updates={w: w + 1.0}, backend="numpy")
+    distance = gc.function([x], (w - 3.0) ** 2 + gc.sum(x) * 0, backend="numpy")
+    data = (np.zeros(8),)
+    history = fit(drift, data, epochs=3, batch_size=2, evaluate=distance, validation=data, names=("w",),
+                  early_stopping=5, progress=False)  # fmt: skip
+    assert not history.stopped_early and history.best == 0 and float(w.get_value()) == 4.0
+
+
+def test_checkpoints_keep_the_optimizer_and_dotted_names(tmp_path):
+    from graphc import optim
+
+    X, y = regression()
+    model = Affine(5)
+    x, t = gc.matrix("x", shape=(None, 5)), gc.vector("t")
+    loss = gc.mean((model(x) - t) ** 2)
+    opt = optim.Adam(model.params, lr=0.01)
+    step = gc.function([x, t], loss, updates=opt.updates(loss), backend="numpy")
+    for prefix in ("run_lr0.01", "run_lr0.05"):
+        fit(step, (X, y), epochs=1, checkpoint=tmp_path / prefix, model=model, optimizer=opt, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run_lr0.01.json", "run_lr0.01.npz", "run_lr0.05.json", "run_lr0.05.npz",
+    ]  # fmt: skip
+    resumed_opt = optim.Adam((resumed := Affine(5)).params, lr=0.01)
+    load_checkpoint(tmp_path / "run_lr0.05", model=resumed, optimizer=resumed_opt)
+    assert int(resumed_opt.iterations.get_value()) == int(opt.iterations.get_value()) > 0
+    for name, value in opt.state_dict().items():
+        np.testing.assert_array_equal(resumed_opt.state_dict()[name], value)
+
+
+@pytest.mark.parametrize("size", [0, -2, 2.5])
+def test_batch_size_must_be_a_positive_int(size):
+    X, y = regression(20)
+    step, _, _ = linear_model()
+    with pytest.raises(gc.UsageError, match="batch_size must be a positive int"):
+        fit(step, (X, y), epochs=1, batch_size=size, progress=False)
