@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import nn
+from graphc.nn import init
 from graphc.nn.attention import MultiHeadAttention, scaled_dot_product_attention
 from graphc.nn.module import LayerError
 
@@ -308,10 +310,8 @@ def test_mha_initialization_config_and_float32():
     values = [p.get_value() for p in layer.params]
     assert all(v.dtype == np.float32 and v.shape == (8, 8) and np.abs(v).max() <= a for v in values)
     assert not np.array_equal(values[0], values[1])  # each projection draws its own values
-    np.testing.assert_array_equal(
-        MultiHeadAttention(8, 4, bias=False).w_k.get_value(),
-        MultiHeadAttention(8, 4, bias=False, seed=0).w_k.get_value(),
-    )
+    rng = np.random.default_rng(init.derive_seed(3, 1))  # w_k: nn.init's xavier_uniform, the seed's child 1
+    np.testing.assert_array_equal(values[1], init.xavier_uniform((8, 8), 8, 8, rng).astype("float32"))
     assert layer.config() == {
         "type": "MultiHeadAttention",
         "name": "MultiHeadAttention",
@@ -327,54 +327,73 @@ def test_mha_initialization_config_and_float32():
     assert out.dtype == "float32" and out.type.shape == (None, 5, 8)
 
 
+def test_mha_seed_none_takes_the_counters_next_seed():
+    saved = dict(init._seeds)
+    try:
+        nn.manual_seed(4)
+        first, second = MultiHeadAttention(8, 2), MultiHeadAttention(8, 2)
+        nn.manual_seed(4)
+        again = MultiHeadAttention(8, 2)
+    finally:
+        init._seeds.update(saved)
+    assert first.seed != second.seed and not np.allclose(first.w_q.get_value(), second.w_q.get_value())
+    assert again.config() == first.config()
+    for p, q in zip(first.params, again.params):
+        np.testing.assert_array_equal(p.get_value(), q.get_value())
+
+
+ATT = r"att \(MultiHeadAttention\)"
+
+
 @pytest.mark.parametrize(
-    "call, error, message",
+    "call, message",
     [
         (
             lambda m: m(gc.tensor("x", shape=(2, L))),
-            LayerError,
-            r"att: the query must have shape \(batch, seq, 6\), got \(2, 4\)",
+            rf"{ATT}: expects the query \(batch, seq, 6\) float64, got float64 \(2, 4\): rank 2, not 3",
         ),
-        (lambda m: m(gc.tensor("x", shape=(2, L, 5))), LayerError, r"att: the query must have shape \(batch, seq, 6\)"),
+        (lambda m: m(gc.tensor("x", shape=(2, L, 5))), rf"{ATT}: expects the query .*axis 2 has size 5, not 6"),
         (
             lambda m: m(gc.tensor("x", shape=(2, L, E), dtype="float32")),
-            gc.DTypeError,
-            r"att: the query is float32 but the layer's parameters are float64",
+            rf"{ATT}: expects the query .* got float32 \(2, 4, 6\): dtype float32, the layer computes in float64",
+        ),
+        (
+            lambda m: m(gc.tensor("x", shape=(2, L, E)), gc.tensor("k", shape=(2, L, E), dtype="float32")),
+            rf"{ATT}: expects the key \(batch, seq, 6\) float64, got float32",
         ),
         (
             lambda m: m(gc.tensor("x", shape=(2, L, E)), gc.tensor("k", shape=(3, L, E))),
-            LayerError,
-            r"att: query, key and value have different batch sizes 2, 3, 3",
+            rf"{ATT}: query, key and value have different batch sizes 2, 3, 3",
         ),
         (
             lambda m: m(
                 gc.tensor("x", shape=(2, L, E)), gc.tensor("k", shape=(2, 3, E)), gc.tensor("v", shape=(2, 5, E))
             ),
-            LayerError,
-            r"att: key and value have different lengths 3 and 5",
+            rf"{ATT}: key and value have different lengths 3 and 5",
         ),
         (
             lambda m: m(gc.tensor("x", shape=(2, L, E)), mask=gc.tensor("m", shape=(3, L), dtype="bool")),
-            LayerError,
-            r"att: the mask's shape \(3, 4\) does not broadcast against the scores "
+            rf"{ATT}: the mask's shape \(3, 4\) does not broadcast against the scores "
             r"\(batch, num_heads, L, S\) = \(2, 2, 4, 4\)",
         ),
     ],
 )
-def test_mha_call_errors_name_the_layer(call, error, message):
-    with pytest.raises(error, match=message):
+def test_mha_call_errors_name_the_layer(call, message):
+    with pytest.raises(LayerError, match=message):
         call(MultiHeadAttention(E, NH, dtype="float64", name="att"))
 
 
 def test_mha_causal_needs_static_lengths_and_constructor_errors():
-    with pytest.raises(LayerError, match=r"att: causal attention needs static sequence lengths"):
+    with pytest.raises(LayerError, match=rf"{ATT}: causal attention needs static sequence lengths, got query float64 "):
         MultiHeadAttention(E, NH, causal=True, dtype="float64", name="att")(gc.tensor("x", shape=(2, None, E)))
-    with pytest.raises(LayerError, match=r"att: embed_dim 6 is not divisible by num_heads 4"):
+    with pytest.raises(LayerError, match=rf"{ATT}: embed_dim 6 is not divisible by num_heads 4"):
         MultiHeadAttention(6, 4, name="att")
-    with pytest.raises(LayerError, match=r"att: num_heads must be a positive int, got 0"):
+    with pytest.raises(LayerError, match=rf"{ATT}: num_heads must be a positive int, got 0"):
         MultiHeadAttention(6, 0, name="att")
-    with pytest.raises(LayerError, match=r"att: dtype must be 'float32' or 'float64'"):
+    with pytest.raises(LayerError, match=rf"{ATT}: dtype must be float32 or float64, got int64"):
         MultiHeadAttention(6, 2, dtype="int64", name="att")
+    with pytest.raises(gc.UsageError, match=rf"{ATT}: seed must be a non-negative int or None, got -1"):
+        MultiHeadAttention(6, 2, seed=-1, name="att")
 
 
 def test_causal_mha_compiles_with_numba_and_matches_numpy():

@@ -277,6 +277,39 @@ def test_batchnorm_with_one_value_per_channel_leaves_the_variance_finite():
     np.testing.assert_allclose(bn.running_var.get_value(), [0.9, 0.9])
 
 
+def test_batchnorm_applied_twice_in_one_training_graph_updates_twice_in_order():
+    bn = nn.BatchNorm(2, momentum=0.25, dtype="float64")
+    a, b = gc.matrix("a", shape=(None, 2)), gc.matrix("b", shape=(None, 2))
+    out = gc.sum(bn(a)) + gc.sum(bn(b)) + gc.sum(bn(a))  # two branches; the second bn(a) is the first's nodes
+    av, bv = RNG.normal(1, 2, size=(6, 2)), RNG.normal(-1, 3, size=(4, 2))
+    gc.function([a, b], out, updates=bn.state_updates())(av, bv)
+    m = 0.25
+    mean = (1 - m) * (m * av.mean(0)) + m * bv.mean(0)
+    var = (1 - m) * ((1 - m) + m * av.var(0, ddof=1)) + m * bv.var(0, ddof=1)
+    np.testing.assert_allclose(bn.running_mean.get_value(), mean, rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.get_value(), var, rtol=1e-12)
+
+
+def test_a_second_update_that_would_drop_the_first_is_an_error():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_state("count", np.zeros((), "float64"))
+
+        def forward(self, x, step=1.0, chain=False):
+            self.record_update(self.count, (self.pending(self.count) if chain else self.count) + step)
+            return x
+
+    model = nn.Sequential(nn.Tanh(), Counter())
+    x = gc.vector("x")
+    model[1](x, chain=True), model[1](x, 2.0, chain=True)  # chained: both count
+    (update,) = model.state_updates().values()
+    assert gc.function([], update)() == 3.0
+    model[1](x), model[1](x)  # the same update built twice (the same nodes) is one update
+    with pytest.raises(nn.LayerError, match=r"layer 1 \(Counter\): 1.count already has an update .*pending"):
+        model[1](x, 2.0)
+
+
 # ----- Dropout ---------------------------------------------------------------------------------------
 def test_dropout_train_masks_and_scales_eval_is_identity():
     drop = nn.Dropout(0.3, seed=11)
@@ -306,6 +339,18 @@ def test_dropout_layers_and_calls_draw_different_masks():
     assert nn.Dropout(0.0)(x) is x
     with pytest.raises(nn.LayerError, match=r"Dropout: the drop probability p must lie in \[0, 1\], got 1.5"):
         nn.Dropout(1.5)
+
+
+def test_dropout_masks_depend_on_the_training_builds_before():
+    x = gc.matrix("x", shape=(None, 40), dtype="float64")
+    ones = np.ones((30, 40))
+    drop = nn.Dropout(0.5, seed=4)
+    first = run([x], drop(x), [ones])
+    drop.eval(), drop(x), drop.train()  # evaluation graphs do not count
+    second = run([x], drop(x), [ones])  # the layer's second training build: its next seed
+    fresh = nn.Dropout(0.5, seed=4)
+    np.testing.assert_array_equal(run([x], fresh(x), [ones]), first)
+    assert np.mean(first != second) > 0.3
 
 
 # ----- gradients against finite differences ----------------------------------------------------------
@@ -388,6 +433,39 @@ def test_config_round_trip_gives_the_same_outputs():
         theirs = gc.function([x], fresh(x))(xv)
         np.testing.assert_array_equal(ours, theirs)  # in training too: same dropout seeds
         model.state_updates(), fresh.state_updates()
+
+
+def test_parameters_are_named_by_their_path_and_errors_name_the_position():
+    from graphc import optim
+
+    model = nn.Sequential(nn.Dense(4, 8, seed=1), nn.ReLU(), nn.Dense(16, 2, seed=2))
+    names = [p.name for p in model.params]
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias"] == [n for n, _ in model.named_params()]
+    assert nn.Dense(2, 2, seed=0).weight.name == "Dense.weight"  # a layer used alone: its own name
+    slots = optim.Adam(model.params).state_dict()  # the optimizer's slot keys follow: unique, no "#k"
+    assert {"0.weight.m", "2.bias.v"} <= set(slots) and not any("#" in k for k in slots)
+    with pytest.raises(nn.LayerError, match=r"^layer 2 \(Dense\): expects input \(N, ..., 16\) float32, got float32 "):
+        model(gc.matrix("x", shape=(None, 4), dtype="float32"))
+
+    # user names are kept; nesting and a named root give dotted paths; a module used twice keeps its first
+    shared = nn.Dense(3, 3, seed=3)
+    inner = nn.Sequential(nn.Dense(3, 3, seed=4, name="fc1"), shared)
+    outer = nn.Sequential(inner, nn.Tanh(), shared, nn.Sequential(nn.Dense(3, 5, seed=5)), name="mlp")
+    assert [p.name for p in outer.params] == ["fc1.weight", "fc1.bias", "mlp.0.1.weight", "mlp.0.1.bias",
+                                             "mlp.3.0.weight", "mlp.3.0.bias"]  # fmt: skip
+    assert [n for n, _ in outer.named_params()][2:] == ["0.1.weight", "0.1.bias", "3.0.weight", "3.0.bias"]
+    with pytest.raises(nn.LayerError, match=r"^fc1 \(Dense\): expects input"):
+        outer(gc.matrix("x", shape=(None, 2), dtype="float32"))
+    with pytest.raises(nn.LayerError, match=r"^layer mlp.3.0 \(Dense\): expects input"):
+        outer[3](gc.matrix("x", shape=(None, 4), dtype="float32"))
+
+    # config and state_dict round trips keep the names: an unnamed layer's config name is its class
+    config = json.loads(json.dumps(model.config()))
+    assert config["layers"][0]["name"] == "Dense"
+    copy = nn.from_config(config)
+    assert [p.name for p in copy.params] == names and copy[0].given_name is None
+    copy.load_state_dict(model.state_dict())
+    assert sorted(copy.state_dict()) == sorted(model.state_dict()) == sorted(names)
 
 
 def test_from_config_knows_every_layer_and_rejects_unknown_types():

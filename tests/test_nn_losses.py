@@ -173,6 +173,28 @@ def test_shape_and_argument_errors_name_the_loss():
         nn.softmax_cross_entropy(gc.matrix("z3", shape=(None, 3)), gc.tensor("y3", shape=(2, 3, 1), dtype="int64"))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bool"])
+def test_non_int64_class_labels_get_a_cast_hint(dtype):
+    logits = gc.matrix("logits", shape=(None, 10), dtype="float32")
+    labels = gc.vector("labels", dtype=dtype)  # labels loaded from a float array, say
+    hint = (
+        r"a target with one axis less than the {what} \(\?, 10\) holds class indices, which must be int64, "
+        rf"got {dtype} \(\?,\); convert them with gc.cast\(y, \"int64\"\)"
+    )
+    with pytest.raises(gc.DTypeError, match="softmax_cross_entropy: " + hint.format(what="logits")) as info:
+        nn.softmax_cross_entropy(logits, labels)
+    assert "same shape" not in str(info.value).split(";")[0]  # no longer the misleading reshape advice
+    with pytest.raises(gc.DTypeError, match="accuracy: " + hint.format(what="output")):
+        nn.accuracy(logits, labels)
+    # the hint's own fix works
+    y = gc.cast(labels, "int64")
+    zv, yv = np.random.default_rng(0).normal(size=(3, 10)).astype("float32"), np.array([1, 7, 0]).astype(dtype)
+    got = run([logits, labels], nn.softmax_cross_entropy(logits, y), [zv, yv])
+    shifted = zv.astype(np.float64) - zv.max(axis=1, keepdims=True)
+    want = -np.mean(shifted[np.arange(3), yv.astype(int)] - np.log(np.exp(shifted).sum(axis=1)))
+    assert got == pytest.approx(want, rel=1e-5)
+
+
 def test_out_of_range_class_index_fails_when_run():
     z, y = gc.matrix("z", shape=(None, 3)), gc.vector("y", dtype="int64")
     with pytest.raises(gc.EvaluationError, match="class index 3 is out of range for 3 classes"):
@@ -222,5 +244,7 @@ def test_accuracy_for_classes_one_hot_and_binary():
     assert run([p, b], nn.accuracy(p, b, threshold=0.0), [logits, labels]) == pytest.approx(0.8)
     col, colt = gc.matrix("col", shape=(None, 1)), gc.matrix("colt", shape=(None, 1), dtype="int64")
     assert run([col, colt], nn.accuracy(col, colt), [probs[:, None], labels[:, None].astype(int)]) == pytest.approx(0.8)
-    with pytest.raises(gc.ShapeError, match="accuracy: output"):
+    with pytest.raises(gc.DTypeError, match=r"accuracy: .*must be int64, got float64 \(\?,\); convert them"):
         nn.accuracy(z, gc.vector("bad"))
+    with pytest.raises(gc.ShapeError, match=r"accuracy: output \(\?, 3\) needs int64 class indices with one axis less"):
+        nn.accuracy(z, gc.tensor("bad3", shape=(None, 3, 1)))

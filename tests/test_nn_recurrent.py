@@ -7,10 +7,19 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import nn
+from graphc.nn import init
 from graphc.nn.module import LayerError
 from graphc.nn.recurrent import GRU, LSTM, RNN
 
 B, T, F, H = 2, 3, 3, 4
+
+
+@pytest.fixture(autouse=True)
+def _restore_seed_counter():
+    saved = dict(init._seeds)
+    yield
+    init._seeds.update(saved)
 
 
 def _sigmoid(z):
@@ -253,16 +262,60 @@ def test_initialization_is_seeded_xavier_orthogonal_and_lstm_forget_bias_is_one(
     for pa, pb in zip(a.params, b.params):
         np.testing.assert_array_equal(pa.get_value(), pb.get_value())
     assert not np.array_equal(a.w_ih.get_value(), c.w_ih.get_value())
-    np.testing.assert_array_equal(LSTM(5, 3).w_hh.get_value(), LSTM(5, 3, seed=0).w_hh.get_value())  # None means 0
     assert a.w_ih.get_value().shape == (5, 12) and a.w_hh.get_value().shape == (3, 12)
     assert np.abs(a.w_ih.get_value()).max() <= np.sqrt(6 / (5 + 3))
+    w_ih, w_hh = a.w_ih.get_value(), a.w_hh.get_value()
     for k in range(4):
-        block = a.w_hh.get_value()[:, 3 * k : 3 * k + 3]
+        block = w_hh[:, 3 * k : 3 * k + 3]
         np.testing.assert_allclose(block.T @ block, np.eye(3), atol=1e-12)
+        for j in range(k):  # each gate block draws its own values
+            assert not np.allclose(block, w_hh[:, 3 * j : 3 * j + 3])
+            assert not np.allclose(w_ih[:, 3 * k : 3 * k + 3], w_ih[:, 3 * j : 3 * j + 3])
+    # the blocks are nn.init's initializers, drawn from the layer's derived seeds
+    rng = np.random.default_rng(init.derive_seed(1, 4 + 2))
+    np.testing.assert_array_equal(w_hh[:, 6:9], init.orthogonal((3, 3), 3, 3, rng))
+    rng = np.random.default_rng(init.derive_seed(1, 1))
+    np.testing.assert_array_equal(w_ih[:, 3:6], init.xavier_uniform((5, 3), 5, 3, rng))
     np.testing.assert_array_equal(a.b_ih.get_value(), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(a.b_hh.get_value(), np.zeros(12))
     assert GRU(5, 3).b_ih.get_value().tolist() == [0.0] * 9
     assert LSTM(5, 3).w_ih.dtype == "float32"
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_seed_none_takes_the_counters_next_seed(cls):
+    nn.manual_seed(11)
+    first, second = cls(5, 3), cls(5, 3)
+    assert first.seed != second.seed  # two layers of one size no longer start equal
+    for p, q in zip(first.params[:2], second.params[:2]):
+        assert not np.allclose(p.get_value(), q.get_value())
+    nn.manual_seed(11)
+    again = cls(5, 3)
+    assert again.seed == first.seed and again.config()["seed"] == first.seed
+    for p, q in zip(first.params, again.params):
+        np.testing.assert_array_equal(p.get_value(), q.get_value())
+    rebuilt = nn.from_config(first.config())  # the config records the seed drawn
+    for p, q in zip(first.params, rebuilt.params):
+        np.testing.assert_array_equal(p.get_value(), q.get_value())
+
+
+def test_orthogonal_initializer():
+    rng = np.random.default_rng(0)
+    square = init.get("orthogonal")((6, 6), 6, 6, rng)
+    np.testing.assert_allclose(square @ square.T, np.eye(6), atol=1e-12)
+    tall, wide = init.orthogonal((7, 3), 7, 3, rng), init.orthogonal((3, 7), 3, 7, rng)
+    np.testing.assert_allclose(tall.T @ tall, np.eye(3), atol=1e-12)  # orthonormal columns
+    np.testing.assert_allclose(wide @ wide.T, np.eye(3), atol=1e-12)  # orthonormal rows
+    conv = init.orthogonal((4, 2, 3, 3), 18, 36, rng)
+    flat = conv.reshape(4, 18)
+    np.testing.assert_allclose(flat @ flat.T, np.eye(4), atol=1e-12)
+    # uniform over the orthogonal group: the diagonal's entries have mean 0 (without the sign fix
+    # of R's diagonal they would be biased positive)
+    diagonals = np.array([np.diag(init.orthogonal((3, 3), 3, 3, rng)) for _ in range(2000)])
+    assert np.abs(diagonals.mean()) < 0.03
+    with pytest.raises(gc.UsageError, match="orthogonal initializer needs a matrix"):
+        init.orthogonal((5,), 5, 5, rng)
+    assert init.describe(init.orthogonal) == "orthogonal"
 
 
 def test_config_and_names():
@@ -292,54 +345,83 @@ def test_calling_twice_shares_parameters_across_lengths():
 
 # ----- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "shape, dtype, message",
+    "shape, message",
     [
-        ((None, F), "float32", r"enc: the input must have shape \(batch, time, 3\), got rank 2"),
-        ((None, T, 7), "float32", r"enc: the input has 7 features but input_size is 3"),
-        ((None, None, F), "float32", r"enc: the time length must be static"),
-        ((None, 0, F), "float32", r"enc: the input has no time steps"),
+        ((None, F), r"enc \({cls}\): expects input \(batch, time, 3\) float32, got float32 \(\?, 3\): rank 2, not 3"),
+        ((None, T, 7), r"enc \({cls}\): expects input .*, got float32 \(\?, 3, 7\): axis 2 has size 7, not 3"),
+        ((None, None, F), r"enc \({cls}\): the time length must be static"),
+        ((None, 0, F), r"enc \({cls}\): the input has no time steps"),
     ],
 )
 @pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
-def test_bad_inputs_name_the_layer(cls, shape, dtype, message):
+def test_bad_inputs_name_the_layer(cls, shape, message):
     layer = cls(F, H, name="enc")
-    with pytest.raises(LayerError, match=message):
-        layer(gc.tensor("x", shape=shape, dtype=dtype))
+    with pytest.raises(LayerError, match=message.format(cls=cls.__name__)):
+        layer(gc.tensor("x", shape=shape, dtype="float32"))
 
 
 def test_dtype_and_state_errors_name_the_layer():
     layer = LSTM(F, H, name="lstm1")
     x = gc.tensor("x", shape=(2, T, F), dtype="float32")
-    with pytest.raises(gc.DTypeError, match=r"lstm1: the input is float64 but the layer's parameters are float32"):
+    with pytest.raises(
+        LayerError,
+        match=r"lstm1 \(LSTM\): expects input \(batch, time, 3\) float32, got float64 \(\?, 3, 3\): dtype float64, "
+        r"the layer computes in float32; cast it with gc.cast\(x, 'float32'\) or build the layer with dtype='float64'",
+    ):
         layer(gc.tensor("x64", shape=(None, T, F), dtype="float64"))
-    with pytest.raises(LayerError, match=r"lstm1: the initial state must be a pair \(h0, c0\)"):
+    with pytest.raises(LayerError, match=r"lstm1 \(LSTM\): the initial state must be a pair \(h0, c0\)"):
         layer(x, gc.matrix("h0", shape=(2, H), dtype="float32"))
     with pytest.raises(
-        LayerError, match=r"lstm1: the initial state c0 must have shape \(batch, 4\).*5 != hidden_size 4"
+        LayerError, match=r"lstm1 \(LSTM\): expects the initial state c0 \(batch, 4\) float32, got .*axis 1 has size 5"
     ):
         layer(x, (gc.matrix("h0", shape=(2, H), dtype="float32"), gc.matrix("c0", shape=(2, 5), dtype="float32")))
-    with pytest.raises(LayerError, match=r"lstm1: the initial state h0 has batch 3 but the input has batch 2"):
+    with pytest.raises(LayerError, match=r"lstm1 \(LSTM\): the initial state h0 has batch 3 but the input has batch 2"):
         layer(x, (gc.matrix("h0", shape=(3, H), dtype="float32"), gc.matrix("c0", shape=(2, H), dtype="float32")))
-    with pytest.raises(LayerError, match=r"lstm1: step takes x_t of shape \(batch, 3\)"):
+    with pytest.raises(LayerError, match=r"lstm1 \(LSTM\): expects x_t \(batch, 3\) float32, got float32 \(2, 3, 3\)"):
         layer.step(x)
     gru = GRU(F, H, name="gru1")
-    with pytest.raises(LayerError, match=r"gru1: the initial state h0 must have shape \(batch, 4\), got rank 3"):
+    with pytest.raises(LayerError, match=r"gru1 \(GRU\): expects the initial state h0 \(batch, 4\) .*rank 3, not 2"):
         gru(x, gc.tensor("h", shape=(2, 1, H), dtype="float32"))
 
 
+def test_errors_inside_a_model_name_the_path_and_the_class():
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = LSTM(F, H, seed=1)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Encoder()
+
+        def forward(self, x):
+            return self.encoder(x)
+
+    model = Model()
+    assert [p.name for p in model.params] == [f"encoder.lstm.{w}" for w in ("w_ih", "w_hh", "b_ih", "b_hh")]
+    assert [n for n, _ in model.named_params()] == [p.name for p in model.params]  # state_dict keys alike
+    with pytest.raises(LayerError, match=r"^layer encoder.lstm \(LSTM\): expects input \(batch, time, 3\)"):
+        model(gc.tensor("x", shape=(None, T, 5), dtype="float32"))
+
+
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"input_size": 0, "hidden_size": 2}, r"r: input_size must be a positive int, got 0"),
-        ({"input_size": 2, "hidden_size": 2.5}, r"r: hidden_size must be a positive int, got 2.5"),
-        ({"input_size": 2, "hidden_size": 2, "dtype": "int64"}, r"r: dtype must be 'float32' or 'float64'"),
-        ({"input_size": 2, "hidden_size": 2, "nonlinearity": "sigmoid"}, r"r: nonlinearity must be 'tanh' or 'relu'"),
-        ({"input_size": 2, "hidden_size": 2, "seed": 1.5}, r"r: seed must be an int or None"),
+        ({"input_size": 0}, LayerError, r"r \(RNN\): input_size must be a positive int, got 0"),
+        ({"hidden_size": 2.5}, LayerError, r"r \(RNN\): hidden_size must be a positive int, got 2.5"),
+        ({"dtype": "int64"}, LayerError, r"r \(RNN\): dtype must be float32 or float64, got int64"),
+        ({"dtype": "half-ish"}, LayerError, r"r \(RNN\): dtype must be float32 or float64, got 'half-ish'"),
+        ({"nonlinearity": "sigmoid"}, LayerError, r"r \(RNN\): nonlinearity must be 'tanh' or 'relu'"),
+        ({"seed": 1.5}, gc.UsageError, r"r \(RNN\): seed must be a non-negative int or None, got 1.5"),
     ],
 )
-def test_bad_constructor_arguments_name_the_layer(kwargs, message):
-    with pytest.raises(LayerError, match=message):
-        RNN(name="r", **kwargs)
+def test_bad_constructor_arguments_name_the_layer(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        RNN(**{"input_size": 2, "hidden_size": 2, "name": "r", **kwargs})
 
 
 # ----- the Numba backend ----------------------------------------------------------------------

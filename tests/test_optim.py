@@ -510,6 +510,28 @@ def test_from_caffe_maps_every_policy():
     assert optim.from_caffe({"lr_policy": "multistep", "base_lr": 0.1, "gamma": 0.1, "stepvalue": 5}).milestones == [5]
 
 
+def test_from_caffe_reads_text_as_caffe_does():
+    """The solver text goes through graphc.caffe's protobuf text-format parser: several fields on
+    one line, [a, b] lists for a repeated field, '#' inside a quoted string."""
+    one_line = optim.from_caffe('base_lr: 0.1  momentum: 0.9  lr_policy: "step"  gamma: 0.5  stepsize: 40')
+    assert isinstance(one_line, optim.Step) and (one_line.base_lr, one_line.gamma, one_line.step_size) == (0.1, 0.5, 40)
+    listed = optim.from_caffe('base_lr: 0.01 lr_policy: "multistep" gamma: 0.1 stepvalue: [100, 250]')
+    assert listed.milestones == [100, 250]
+    quoted = optim.from_caffe(
+        'net: "models/#1/train.prototxt"  # the net\nlr_policy: "inv" base_lr: 0.01\n'
+        "gamma: 1e-4 power: 0.75 snapshot_prefix: 'run#2'"
+    )
+    assert isinstance(quoted, optim.Inv) and quoted.power == 0.75
+    nested = optim.from_caffe('lr_policy: "fixed" base_lr: 0.5 train_state { stage: "a" }  # nested messages too')
+    assert nested.value(7) == 0.5
+    from graphc.caffe import PrototxtError
+
+    with pytest.raises(PrototxtError, match=r"^<solver text>:2:10: expected a value"):
+        optim.from_caffe('lr_policy: "fixed"\nbase_lr: }')
+    with pytest.raises(UsageError, match="lr_policy 'step': gamma must be a number, got True"):
+        optim.from_caffe('lr_policy: "step" base_lr: 0.1 gamma: true stepsize: 3')
+
+
 def test_from_caffe_and_schedule_errors_name_the_policy_and_parameter():
     bad = [
         ({"base_lr": 0.1}, "the solver has no lr_policy"),

@@ -26,9 +26,10 @@ from ..ops.linalg import matmul
 from ..ops.nn import softmax
 from ..ops.reduction import max as reduce_max
 from ..ops.shape import reshape, transpose
-from ..types import broadcast_shapes
+from ..types import broadcast_shapes, is_float
+from . import init as initializers
+from .checks import check_input, describe_type, float_dtype, label, positive_int
 from .module import LayerError, Module
-from .recurrent import _DTYPES, _rng, xavier_uniform
 
 _SDPA = "scaled_dot_product_attention"
 
@@ -60,23 +61,23 @@ def scaled_dot_product_attention(q, k, v, causal: bool = False, mask=None, scale
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.ndim < 2:
             raise ShapeError(f"{name} must have shape (..., seq, dim), got rank {x.ndim}", op=_SDPA)
-        if x.dtype not in _DTYPES:
+        if not is_float(x.dtype):
             raise DTypeError(f"{name} must be float32 or float64, got {x.dtype}", op=_SDPA)
     if len({q.dtype, k.dtype, v.dtype}) > 1:
         raise DTypeError(f"q, k and v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}", op=_SDPA)
+    shape_q, shape_k, shape_v = (describe_type(x, dtype=False) for x in (q, k, v))
     d, d_k = q.type.shape[-1], k.type.shape[-1]
     if d is not None and d_k is not None and d != d_k:
-        raise ShapeError(f"q and k must have the same last dimension, got {q.type.shape} and {k.type.shape}", op=_SDPA)
+        raise ShapeError(f"q and k must have the same last dimension, got {shape_q} and {shape_k}", op=_SDPA)
     s_k, s_v = k.type.shape[-2], v.type.shape[-2]
     if s_k is not None and s_v is not None and s_k != s_v:
-        raise ShapeError(
-            f"k and v must have the same length (axis -2), got {k.type.shape} and {v.type.shape}", op=_SDPA
-        )
+        raise ShapeError(f"k and v must have the same length (axis -2), got {shape_k} and {shape_v}", op=_SDPA)
     if scale is None:
         d = d if d is not None else d_k
         if d is None:
             raise ShapeError(
-                f"the feature dimension of q and k must be static to scale by 1/sqrt(d), got {q.type.shape}", op=_SDPA
+                f"the feature dimension of q and k must be static to scale by 1/sqrt(d), got {shape_q}",
+                op=_SDPA,
             )
         scale = 1.0 / math.sqrt(d)
 
@@ -85,8 +86,7 @@ def scaled_dot_product_attention(q, k, v, causal: bool = False, mask=None, scale
         queries, keys = q.type.shape[-2], k.type.shape[-2]
         if queries is None or keys is None:
             raise ShapeError(
-                f"causal attention needs static sequence lengths to build its mask, got q {q.type.shape}, "
-                f"k {k.type.shape}",
+                f"causal attention needs static sequence lengths to build its mask, got q {shape_q}, k {shape_k}",
                 op=_SDPA,
             )
         scores = ew.where(constant(_causal_keep(queries, keys)), scores, -math.inf)
@@ -98,8 +98,8 @@ def scaled_dot_product_attention(q, k, v, causal: bool = False, mask=None, scale
             broadcast_shapes(mask.type.shape, scores.type.shape)
         except ValueError:
             raise ShapeError(
-                f"the mask's shape {mask.type.shape} does not broadcast against the scores (..., L, S) "
-                f"{scores.type.shape}",
+                f"the mask's shape {describe_type(mask, dtype=False)} does not broadcast against the scores "
+                f"(..., L, S) {describe_type(scores, dtype=False)}",
                 op=_SDPA,
             ) from None
         if mask.dtype == "bool":
@@ -128,7 +128,9 @@ class MultiHeadAttention(Module):
     ``mha(x)`` is self-attention; ``mha(query, key, value, mask=None)`` cross-attention, with
     query (batch, L, embed_dim), key and value (batch, S, embed_dim). ``mask`` broadcasts
     against the scores (batch, num_heads, L, S) with the meaning of
-    :func:`scaled_dot_product_attention`'s. Weights are Xavier/Glorot uniform, biases zero.
+    :func:`scaled_dot_product_attention`'s. Weights are Xavier/Glorot uniform
+    (``nn.init.xavier_uniform``, each projection from its own seed derived from ``seed``), biases
+    zero; ``seed=None`` takes the next seed of ``nn.init``'s counter, as every layer does.
     """
 
     def __init__(
@@ -142,48 +144,35 @@ class MultiHeadAttention(Module):
         name: str | None = None,
     ):
         super().__init__(name)
-        for arg, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise LayerError(f"{self.name}: {arg} must be a positive int, got {value!r}")
-        if embed_dim % num_heads:
-            raise LayerError(f"{self.name}: embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
-        if dtype not in _DTYPES:
-            raise LayerError(f"{self.name}: dtype must be 'float32' or 'float64', got {dtype!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise LayerError(f"{self.name}: seed must be an int or None, got {seed!r}")
-        seed = None if seed is None else int(seed)
-        self.embed_dim, self.num_heads = int(embed_dim), int(num_heads)
-        self.head_dim, self.causal, self.bias, self.dtype = (
-            self.embed_dim // self.num_heads,
-            bool(causal),
-            bool(bias),
-            dtype,
-        )
+        who = label(self)
+        self.embed_dim = positive_int(who, "embed_dim", embed_dim)
+        self.num_heads = positive_int(who, "num_heads", num_heads)
+        if self.embed_dim % self.num_heads:
+            raise LayerError(f"{who}: embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.head_dim = self.embed_dim // self.num_heads
+        self.causal, self.bias = bool(causal), bool(bias)
+        self.dtype = float_dtype(who, dtype)
+        self.seed = initializers.resolve_seed(seed, who)
         self.hparams = {
             "embed_dim": self.embed_dim,
             "num_heads": self.num_heads,
             "causal": self.causal,
             "bias": self.bias,
-            "dtype": dtype,
-            "seed": seed,
+            "dtype": self.dtype,
+            "seed": self.seed,
         }
-        rng, e = _rng(seed), self.embed_dim
-        for p in "qkvo":
-            self.add_param(f"w_{p}", xavier_uniform(rng, e, e, dtype))
+        shape = (self.embed_dim, self.embed_dim)
+        for k, p in enumerate("qkvo"):
+            seed_k = initializers.derive_seed(self.seed, k)
+            self.add_param(f"w_{p}", initializers.initialize("xavier_uniform", shape, "dense", seed_k, self.dtype))
             if self.bias:
-                self.add_param(f"b_{p}", np.zeros(e, dtype=dtype))
+                self.add_param(f"b_{p}", np.zeros(self.embed_dim, dtype=self.dtype))
 
     def _check(self, x, what: str) -> Variable:
-        x = as_variable(x)
         e = self.embed_dim
-        if x.ndim != 3 or (x.type.shape[2] is not None and x.type.shape[2] != e):
-            raise LayerError(f"{self.name}: {what} must have shape (batch, seq, {e}), got {x.type.shape}")
-        if x.dtype != self.dtype:
-            raise DTypeError(
-                f"{self.name}: {what} is {x.dtype} but the layer's parameters are {self.dtype}; "
-                f"cast it (x.astype({self.dtype!r})) or build the layer with dtype={x.dtype!r}"
-            )
-        return x
+        return check_input(
+            self, x, f"(batch, seq, {e}) {self.dtype}", ndim=3, sizes={2: e}, dtype=self.dtype, what=what
+        )
 
     def _project(self, x: Variable, p: str) -> Variable:
         y = matmul(x, getattr(self, f"w_{p}"))
@@ -200,14 +189,14 @@ class MultiHeadAttention(Module):
         value = key if value is None else self._check(value, "the value")
         qb, kb, vb = query.type.shape[0], key.type.shape[0], value.type.shape[0]
         if len({b for b in (qb, kb, vb) if b is not None}) > 1:
-            raise LayerError(f"{self.name}: query, key and value have different batch sizes {qb}, {kb}, {vb}")
+            raise LayerError(f"{label(self)}: query, key and value have different batch sizes {qb}, {kb}, {vb}")
         ks, vs = key.type.shape[1], value.type.shape[1]
         if ks is not None and vs is not None and ks != vs:
-            raise LayerError(f"{self.name}: key and value have different lengths {ks} and {vs}")
+            raise LayerError(f"{label(self)}: key and value have different lengths {ks} and {vs}")
         if self.causal and (query.type.shape[1] is None or ks is None):
             raise LayerError(
-                f"{self.name}: causal attention needs static sequence lengths, got query {query.type.shape}, "
-                f"key {key.type.shape}"
+                f"{label(self)}: causal attention needs static sequence lengths, got query {describe_type(query)}, "
+                f"key {describe_type(key)}"
             )
         q, k, v = (self._heads(self._project(x, p)) for x, p in ((query, "q"), (key, "k"), (value, "v")))
         if mask is not None:
@@ -218,8 +207,8 @@ class MultiHeadAttention(Module):
                 broadcast_shapes(mask.type.shape, q.type.shape[:3] + (k.type.shape[2],))
             except ValueError:
                 raise LayerError(
-                    f"{self.name}: the mask's shape {mask.type.shape} does not broadcast against the scores "
-                    f"(batch, num_heads, L, S) = {q.type.shape[:3] + (k.type.shape[2],)}"
+                    f"{label(self)}: the mask's shape {describe_type(mask, dtype=False)} does not broadcast against "
+                    f"the scores (batch, num_heads, L, S) = {describe_type(q.type.shape[:3] + (k.type.shape[2],))}"
                 ) from None
         heads = scaled_dot_product_attention(q, k, v, causal=self.causal, mask=mask)
         batch, seq = query.shape[0], query.shape[1]

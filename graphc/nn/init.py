@@ -127,6 +127,22 @@ def lecun_normal(shape, fan_in, fan_out, rng) -> np.ndarray:
     return rng.normal(0.0, math.sqrt(1.0 / fan_in), shape)
 
 
+def orthogonal(shape, fan_in, fan_out, rng) -> np.ndarray:
+    """A random matrix with orthonormal rows or columns (whichever are fewer), uniformly
+    distributed (Saxe et al., 2014; PyTorch's orthogonal_ with gain 1): Q of a Gaussian's QR, with
+    the signs of R's diagonal moved into Q (without that fix Q is not uniform over the orthogonal
+    group). For a square matrix every singular value is 1, so multiplying a state by it step after
+    step neither blows it up nor shrinks it: the recurrent weights' initializer. A weight of more
+    than two axes is treated as (shape[0], product of the rest)."""
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise UsageError(f"the orthogonal initializer needs a matrix (2 or more axes), got shape {shape}")
+    rows, cols = shape[0], math.prod(shape[1:])
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q = q * np.sign(np.diag(r))
+    return (q if rows >= cols else q.T).reshape(shape)
+
+
 class _Parametrized:
     """An initializer with arguments that can describe itself as JSON (for ``config()``)."""
 
@@ -181,6 +197,7 @@ INITIALIZERS: dict[str, Initializer] = {
     "kaiming_normal": he_normal,
     "lecun_uniform": lecun_uniform,
     "lecun_normal": lecun_normal,
+    "orthogonal": orthogonal,
 }
 
 _FACTORIES = {"constant": constant, "uniform": uniform, "normal": normal}

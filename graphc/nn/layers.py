@@ -19,82 +19,9 @@ import math
 import numpy as np
 
 from .. import ops as gc
-from ..graph import Variable
-from ..ops.base import as_variable
-from ..types import as_dtype, is_float
 from . import init as initializers
+from .checks import check_input, describe_type, float_dtype, jsonable_pair, label, pair, positive_int
 from .module import LayerError, Module
-
-
-# ----- shared checks ---------------------------------------------------------------------------
-def label(layer: Module) -> str:
-    """How errors name a layer: its name, and its class when the name is a user's own."""
-    kind = type(layer).__name__
-    return layer.name if layer.name == kind else f"{layer.name} ({kind})"
-
-
-def describe_type(x: Variable) -> str:
-    dims = ", ".join("?" if d is None else str(d) for d in x.type.shape)
-    return f"{x.dtype} ({dims}{',' if x.ndim == 1 else ''})"
-
-
-def check_input(layer: Module, x, expected: str, ndim=None, min_ndim=None, sizes=None, dtype=None) -> Variable:
-    """``x`` as a variable, or a :class:`LayerError` that says what ``layer`` expected and got.
-
-    ``expected`` describes the accepted shape in words, e.g. ``"(N, 64)"``; ``sizes`` maps axes to
-    the static sizes they must have (an unknown size passes: it is checked when the function runs);
-    ``dtype`` is the exact dtype required, or ``"float"`` for any float dtype.
-    """
-    x = as_variable(x)
-    got = describe_type(x)
-
-    def fail(why: str):
-        raise LayerError(f"{label(layer)}: expects input {expected}, got {got}: {why}")
-
-    if ndim is not None and x.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
-        fail(f"rank {x.ndim}, not {' or '.join(map(str, ndim)) if isinstance(ndim, tuple) else ndim}")
-    if min_ndim is not None and x.ndim < min_ndim:
-        fail(f"rank {x.ndim}, needs at least {min_ndim}")
-    for axis, size in (sizes or {}).items():
-        actual = x.type.shape[axis]
-        if actual is not None and actual != size:
-            fail(f"axis {axis % x.ndim} has size {actual}, not {size}")
-    if dtype == "float" and not is_float(x.dtype):
-        fail(f"dtype {x.dtype} is not a float dtype")
-    if dtype not in (None, "float") and x.dtype != dtype:
-        hint = f"cast it with gc.cast(x, {dtype!r})" if is_float(x.dtype) else "it must be " + dtype
-        if is_float(x.dtype) and is_float(dtype):
-            hint += f" or build the layer with dtype={x.dtype!r}"
-        fail(f"dtype {x.dtype}, the layer computes in {dtype}; {hint}")
-    return x
-
-
-def positive_int(layer: str, what: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise LayerError(f"{layer}: {what} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def float_dtype(layer: str, dtype) -> str:
-    dtype = as_dtype(dtype)
-    if not is_float(dtype):
-        raise LayerError(f"{layer}: dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def pair(layer: str, what: str, value, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints >= ``minimum`` as a pair (kernel sizes, strides, paddings)."""
-    values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(values) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in values
-    ):
-        raise LayerError(f"{layer}: {what} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(values[0]), int(values[1])
-
-
-def jsonable_pair(value: tuple[int, int]):
-    """An int when both entries agree, else a list: how configs store sizes and strides."""
-    return value[0] if value[0] == value[1] else list(value)
 
 
 # ----- layers with weights -----------------------------------------------------------------------
@@ -302,9 +229,15 @@ class Dropout(Module):
     evaluation it is the identity.
 
     The mask is a seeded ``gc.random.bernoulli`` node over the input's (symbolic) shape: a compiled
-    function draws a new mask on every call, reproducibly from the layer's seed. Each call of the
-    layer while building graphs uses the next seed of its own sequence, so a layer applied twice
-    in one graph draws two independent masks, and two Dropout layers never share one.
+    function draws a new mask on every call, reproducibly from the layer's seed.
+
+    Each call of the layer in training mode (each time a training graph is *built* through it)
+    takes the next seed of the layer's own sequence (``nn.init.derive_seed(seed, k)`` for the
+    k-th call), so a layer applied twice in one graph draws two independent masks, and two Dropout
+    layers never share one. The price is a hidden counter: the masks of a compiled function depend
+    on how many training graphs were built through the layer before it. A model rebuilt from its
+    config (or built again after ``nn.manual_seed``) draws the same masks as the original only
+    after the same number of training builds; evaluation graphs do not count.
     """
 
     def __init__(self, p: float = 0.5, seed: int | None = None, name: str | None = None):

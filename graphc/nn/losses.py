@@ -17,15 +17,10 @@ from ..errors import DTypeError, ShapeError, UsageError
 from ..graph import Variable, constant
 from ..ops.base import as_variable
 from ..types import is_float, shapes_compatible
+from .checks import describe_type
 from .module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def _shape(x) -> str:
-    """A static shape as text, ``?`` for unknown sizes: ``(?, 10)``."""
-    dims = x.type.shape if isinstance(x, Variable) else tuple(x)
-    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _reduce(loss: Variable, reduction: str) -> Variable:
@@ -44,8 +39,9 @@ def _prepare(who: str, pred, target, reduction: str, pred_name: str = "pred") ->
     if not is_float(pred.dtype):
         raise DTypeError(f"{who}: {pred_name} must be float32 or float64, got {pred.dtype}")
     if pred.ndim != target.ndim or not shapes_compatible(pred.type.shape, target.type.shape):
+        shapes = f"{describe_type(pred, dtype=False)} and target {describe_type(target, dtype=False)}"
         raise ShapeError(
-            f"{who}: {pred_name} {_shape(pred)} and target {_shape(target)} must have the same shape"
+            f"{who}: {pred_name} {shapes} must have the same shape"
             + ("; reshape one of them (no broadcasting in losses)" if pred.ndim != target.ndim else "")
         )
     if target.dtype != pred.dtype:
@@ -97,23 +93,35 @@ def softmax_cross_entropy(logits, target, reduction: str = "mean") -> Variable:
     z, t = as_variable(logits), as_variable(target)
     if z.ndim < 1:
         raise ShapeError(f"{who}: logits must have a class axis, got a scalar")
+    z_shape, t_shape = describe_type(z, dtype=False), describe_type(t, dtype=False)
     if t.dtype == "int64" and t.ndim == z.ndim - 1:
         k = z.type.shape[-1]
         if k is None:
             raise ShapeError(
-                f"{who}: class indices need the number of classes in the logits' static shape, got {_shape(z)}"
+                f"{who}: class indices need the number of classes in the logits' static shape, got {z_shape}"
             )
         if not shapes_compatible(z.type.shape[:-1], t.type.shape):
-            raise ShapeError(
-                f"{who}: logits {_shape(z)} need class indices of shape {_shape(z.type.shape[:-1])}, got {_shape(t)}"
-            )
+            want = describe_type(z.type.shape[:-1])
+            raise ShapeError(f"{who}: logits {z_shape} need class indices of shape {want}, got {t_shape}")
         if not is_float(z.dtype):
             raise DTypeError(f"{who}: logits must be float32 or float64, got {z.dtype}")
         t = gc.one_hot(t, k, dtype=z.dtype)
     elif t.dtype == "int64" and t.ndim != z.ndim:
-        raise ShapeError(f"{who}: class indices must have one axis less than the logits {_shape(z)}, got {_shape(t)}")
+        raise ShapeError(f"{who}: class indices must have one axis less than the logits {z_shape}, got {t_shape}")
+    elif t.ndim == z.ndim - 1:
+        raise DTypeError(_indices_hint(who, "logits", z, t))
     z, t = _prepare(who, z, t, reduction, "logits")
     return _reduce(gc.softmax_cross_entropy(z, t, axis=-1), reduction)
+
+
+def _indices_hint(who: str, what: str, z: Variable, t: Variable) -> str:
+    """Why a target with one axis less than the prediction is refused: it reads as class indices
+    (labels from a float array, say), and class indices are int64."""
+    return (
+        f"{who}: a target with one axis less than the {what} {describe_type(z, dtype=False)} holds class indices, "
+        f'which must be int64, got {describe_type(t)}; convert them with gc.cast(y, "int64") (or give '
+        f"one-hot or probability targets of the same shape as the {what})"
+    )
 
 
 # ----- penalties -------------------------------------------------------------------------------
@@ -178,23 +186,24 @@ def accuracy(output, target, threshold: float = 0.5) -> Variable:
     y, t = as_variable(output), as_variable(target)
     if not is_float(y.dtype):
         raise DTypeError(f"{who}: output must be float32 or float64, got {y.dtype}")
+    y_shape, t_shape = describe_type(y, dtype=False), describe_type(t, dtype=False)
     if t.dtype == "int64" and t.ndim == y.ndim - 1 and y.ndim >= 1:
         if not shapes_compatible(y.type.shape[:-1], t.type.shape):
-            raise ShapeError(f"{who}: output {_shape(y)} and class indices {_shape(t)} do not fit")
+            raise ShapeError(f"{who}: output {y_shape} and class indices {t_shape} do not fit")
         correct = gc.eq(gc.argmax(y, axis=-1), t)
     elif y.ndim == t.ndim and shapes_compatible(y.type.shape, t.type.shape):
         if y.ndim >= 2 and y.type.shape[-1] != 1:
             if y.type.shape[-1] is None:
-                raise ShapeError(
-                    f"{who}: cannot tell one-hot from binary targets with an unknown last axis {_shape(y)}"
-                )
+                raise ShapeError(f"{who}: cannot tell one-hot from binary targets with an unknown last axis {y_shape}")
             correct = gc.eq(gc.argmax(y, axis=-1), gc.argmax(t, axis=-1))
         else:
             truth = gc.gt(t, 0.5) if t.dtype != "bool" else t
             correct = gc.eq(gc.gt(y, float(threshold)), truth)
+    elif t.ndim == y.ndim - 1 and t.dtype != "int64":
+        raise DTypeError(_indices_hint(who, "output", y, t))
     else:
         raise ShapeError(
-            f"{who}: output {_shape(y)} needs int64 class indices with one axis less, or a target of the "
-            f"same shape, got {t.dtype} {_shape(t)}"
+            f"{who}: output {y_shape} needs int64 class indices with one axis less, or a target of the "
+            f"same shape, got {describe_type(t)}"
         )
     return gc.mean(gc.cast(correct, y.dtype))

@@ -10,6 +10,16 @@ because the graph is static: ``model.train(); loss = ...`` builds the training g
 ``model.eval(); logits = model(x)`` the evaluation one. A layer whose training graph must also
 update state (BatchNorm's running averages) records those updates while building;
 ``model.state_updates()`` hands them over for the ``updates`` of the training function.
+
+Names: a module's parameters are shared variables named by the module's *path* in the model, so
+every name is unique and says where the parameter lives: the child a Sequential holds at index 2
+names its weight ``2.weight``, a child assigned as ``self.encoder`` whose own child is
+``self.lstm`` names its ``encoder.lstm.w_ih``: the paths that key ``state_dict``, and, through the
+variable names, an optimizer's slots (``2.weight.m``); errors name the path and the class
+(``layer 2 (Dense): expects ...``). A name the user gives (``Dense(..., name="fc1")``) replaces
+the path in variable names and errors (``fc1.weight``, ``fc1 (Dense)``) but not in ``state_dict``
+keys, which stay positional so checkpoints do not depend on names. A module that is nobody's
+child (a model's root, a layer used alone) names its own parameters by its name: ``Dense.weight``.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import GraphcError, ShapeError, UsageError
-from ..graph import SharedVariable, Variable, shared
+from ..graph import SharedVariable, Variable, ancestors, shared
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -29,13 +39,26 @@ class LayerError(GraphcError, ValueError):
     """A layer was built or called with arguments that cannot work; the message names the layer."""
 
 
+def label(layer: Module) -> str:
+    """How errors name a layer: the name its user gave it (``fc1 (Dense)``), else its path in the
+    model (``layer 2 (Dense)`` for the third layer of a Sequential, ``layer encoder.lstm (LSTM)``),
+    else, for a model's root, its class."""
+    kind = type(layer).__name__
+    if layer.given_name is not None:
+        return f"{layer.name} ({kind})"
+    return f"layer {layer.path} ({kind})" if layer.path else kind
+
+
 class Module:
     """A model piece with parameters (trained shared variables) and state (untrained ones).
 
     Subclasses set ``hparams`` (the constructor's arguments, JSON-able, so ``config()`` can
     describe the model and ``nn.from_config`` rebuild it), create parameters with
     ``add_param`` / ``add_state``, and implement ``forward``. Assigning a module to an attribute
-    makes it a child, as in PyTorch.
+    makes it a child, as in PyTorch, and gives it its path (see the module docstring).
+
+    ``name``: a name of the user's own, which replaces the module's path in parameter names and
+    errors; ``None`` (or the class name, which is what ``config()`` writes for it) for none.
     """
 
     def __init__(self, name: str | None = None):
@@ -44,7 +67,10 @@ class Module:
         object.__setattr__(self, "_children", {})
         object.__setattr__(self, "_param_options", {})
         object.__setattr__(self, "_updates", {})
-        self.name = name or type(self).__name__
+        object.__setattr__(self, "_place", None)  # (parent, key) where it was first made a child
+        given = None if name is None or name == type(self).__name__ else str(name)
+        object.__setattr__(self, "given_name", given)
+        self.name = given or type(self).__name__
         self.training = True
         self.hparams: dict = {}
 
@@ -53,13 +79,51 @@ class Module:
     def __setattr__(self, key, value):
         if isinstance(value, Module) and key != "_parent":
             self._children[key] = value
+            self._adopt(key, value)
         object.__setattr__(self, key, value)
+
+    def _adopt(self, key: str, child: Module) -> None:
+        """Make ``child`` this module's child ``key`` for naming: its parameters (and its
+        descendants') are renamed by their new path. A module that has a parent already (one
+        used in two places) keeps its first path."""
+        if child._place is not None or child is self or any(m is child for m in self._lineage()):
+            return
+        object.__setattr__(child, "_place", (self, str(key)))
+        child._rename()
+
+    def _lineage(self) -> Iterator[Module]:
+        """This module's parent, the parent's parent, ...: the modules above it."""
+        module = self
+        while module._place is not None:
+            module = module._place[0]
+            yield module
+
+    @property
+    def path(self) -> str:
+        """The dotted name of this module in its model: the user's name if it has one, else its
+        parent's path and the key the parent holds it under, else (a root) ``""``."""
+        if self.given_name is not None:
+            return self.given_name
+        if self._place is None:
+            return ""
+        parent, key = self._place
+        return f"{parent.path}.{key}" if parent.path else key
+
+    def _qualified(self, name: str) -> str:
+        return f"{self.path or self.name}.{name}"
+
+    def _rename(self) -> None:
+        for name, var in (*self._params.items(), *self._state.items()):
+            var.name = self._qualified(name)
+        for key, child in self._children.items():
+            if child._place is not None and child._place[0] is self and child._place[1] == key:
+                child._rename()
 
     def add_param(self, name: str, value, lr_mult: float = 1.0, decay_mult: float = 1.0) -> SharedVariable:
         """A trained parameter initialised with ``value``; ``lr_mult`` and ``decay_mult`` scale its
         learning rate and weight decay (Caffe's ``param { lr_mult decay_mult }``)."""
         self._check_new(name)
-        var = shared(np.asarray(value), name=f"{self.name}.{name}")
+        var = shared(np.asarray(value), name=self._qualified(name))
         self._params[name] = var
         self._param_options[name] = (float(lr_mult), float(decay_mult))
         object.__setattr__(self, name, var)
@@ -68,7 +132,7 @@ class Module:
     def add_state(self, name: str, value) -> SharedVariable:
         """Untrained state kept across calls (BatchNorm's running mean): saved, never optimized."""
         self._check_new(name)
-        var = shared(np.asarray(value), name=f"{self.name}.{name}")
+        var = shared(np.asarray(value), name=self._qualified(name))
         self._state[name] = var
         object.__setattr__(self, name, var)
         return var
@@ -80,8 +144,24 @@ class Module:
             raise UsageError(f"{self.name}: a parameter named {name!r} exists already")
 
     def record_update(self, target: SharedVariable, value: Variable) -> None:
-        """Remember that the training graph being built updates ``target`` (see ``state_updates``)."""
+        """Remember that the training graph being built updates ``target`` (see ``state_updates``).
+
+        A second update of the same target while building (a layer applied twice in one training
+        graph) must build on the first, through :meth:`pending`, so both take effect in call
+        order; one that does not would silently drop the first, and is an error."""
+        previous = self._updates.get(target)
+        if previous is not None and previous is not value and not any(v is previous for v in ancestors(value)):
+            raise LayerError(
+                f"{label(self)}: {target.name} already has an update in the training graph being built, and this "
+                "second one would replace it; build the second update on self.pending(target), or collect the "
+                "first graph's updates with model.state_updates() before building another training graph"
+            )
         self._updates[target] = value
+
+    def pending(self, target: SharedVariable) -> Variable:
+        """``target``'s value after the updates recorded so far for the training graph being
+        built (``target`` itself when there are none): what a further update builds on."""
+        return self._updates.get(target, target)
 
     # -- calling ----------------------------------------------------------------------------------
 
@@ -146,7 +226,9 @@ class Module:
     def state_updates(self, clear: bool = True) -> dict[SharedVariable, Variable]:
         """The state updates recorded while building training graphs (BatchNorm's running
         averages); pass them in the ``updates`` of the training function. ``clear`` forgets them,
-        so the next training graph records its own."""
+        so the next training graph records its own: collect them after building each training
+        graph, since updates recorded by two graphs would chain into one that needs both
+        graphs' inputs."""
         updates = {}
         for module in self.modules():
             updates.update(module._updates)
@@ -165,7 +247,8 @@ class Module:
         load_values(dict(self.named_params() + self.named_state()), values, self.name, "the model")
 
     def config(self) -> dict:
-        """A JSON-able description: ``{"type": class name, "name": ..., **hparams}``."""
+        """A JSON-able description: ``{"type": class name, "name": ..., **hparams}``; the name is
+        the class name for a module the user did not name (which ``from_config`` reads as none)."""
         return {"type": type(self).__name__, "name": self.name, **self.hparams}
 
     def __repr__(self) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops as gc
-from .layers import check_input, float_dtype, label, positive_int
+from ..graph import ancestors
+from .checks import check_input, float_dtype, label, positive_int
 from .module import LayerError, Module
 
 
@@ -28,6 +29,11 @@ class BatchNorm(Module):
     population variance, so it takes the unbiased batch variance (for n = 1, where that is
     undefined, it takes 0). Evaluation graphs normalize with the running averages instead, so
     they give each example's output independently of the rest of its batch.
+
+    A layer applied to two inputs in one training graph (a siamese network's two branches) moves
+    the averages twice, in call order, as two forward calls in PyTorch do: the second update
+    builds on the first. Applying it twice to the same input builds the same nodes (graphc
+    shares equal subgraphs), so that is one application and one update.
     """
 
     def __init__(
@@ -83,9 +89,12 @@ class BatchNorm(Module):
                 dim = x.type.shape[a] if x.type.shape[a] is not None else gc.cast(x.shape[a], self.dtype)
                 n = dim if n is None else n * dim
             correction = gc.where(gc.gt(n, 1.0), n / gc.maximum(n - 1.0, 1.0), 0.0)
+        previous_mean, previous_var = self.pending(self.running_mean), self.pending(self.running_var)
+        if previous_mean is not self.running_mean and any(v is mean for v in ancestors(previous_mean)):
+            return  # this very application (same input, same nodes) was built and recorded already
         m = self.momentum
-        self.record_update(self.running_mean, self.running_mean * (1.0 - m) + mean * m)
-        self.record_update(self.running_var, self.running_var * (1.0 - m) + var * correction * m)
+        self.record_update(self.running_mean, previous_mean * (1.0 - m) + mean * m)
+        self.record_update(self.running_var, previous_var * (1.0 - m) + var * correction * m)
 
 
 class LayerNorm(Module):

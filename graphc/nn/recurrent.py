@@ -12,53 +12,30 @@ side by side in PyTorch's order, so ``torch.nn.LSTM.weight_ih_l0.T`` is ``LSTM.w
 has two biases, ``b_ih`` and ``b_hh``, as in PyTorch: redundant for RNN and LSTM (only their sum
 matters), needed by GRU, where ``b_hn`` sits inside the reset gate's product.
 
-Initialization (seeded, so a model built twice starts from the same values):
+Initialization, seeded as every layer is (``seed=None`` takes the next seed of ``nn.init``'s
+counter, which ``nn.manual_seed`` restarts), each gate block from its own derived seed:
 
-- input weights: Xavier/Glorot uniform per gate block, U(-a, a) with a = sqrt(6 / (features +
-  hidden)): the variance 2 / (fan-in + fan-out) of the lecture's Xavier rule;
-- recurrent weights: a random orthogonal matrix per gate block (Saxe et al., 2014): all its
-  singular values are 1, so multiplying by it step after step neither blows the state up nor
-  shrinks it to nothing, the recurrent form of the vanishing/exploding gradient problem;
+- input weights: ``nn.init.xavier_uniform`` per gate block, U(-a, a) with a = sqrt(6 / (features
+  + hidden)): the variance 2 / (fan-in + fan-out) of the lecture's Xavier rule;
+- recurrent weights: ``nn.init.orthogonal`` per gate block (Saxe et al., 2014): all its singular
+  values are 1, so multiplying by it step after step neither blows the state up nor shrinks it to
+  nothing, the recurrent form of the vanishing/exploding gradient problem;
 - biases zero, except the LSTM forget gate's input bias, 1.0 (Gers et al., 2000; Jozefowicz et
   al., 2015): with f = sigmoid(1) ~ 0.73 at the start the cell keeps most of its long-term memory,
   so gradients flow back through many steps before the network has learned when to forget.
-
-``seed=None`` means seed 0: two layers built with the default seed and equal sizes start equal;
-pass distinct seeds to layers that should not.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError
 from ..graph import Variable, apply
 from ..ops import elementwise as ew
-from ..ops.base import as_variable
 from ..ops.linalg import matmul
 from ..ops.shape import Split, squeeze, stack
+from . import init as initializers
+from .checks import check_input, describe_type, float_dtype, label, positive_int
 from .module import LayerError, Module
-
-DEFAULT_SEED = 0
-_DTYPES = ("float32", "float64")
-
-
-# ----- initial values ---------------------------------------------------------------------------
-def _rng(seed: int | None) -> np.random.Generator:
-    return np.random.default_rng(DEFAULT_SEED if seed is None else seed)
-
-
-def xavier_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, dtype: str) -> np.ndarray:
-    """A (fan_in, fan_out) matrix from U(-a, a), a = sqrt(6 / (fan_in + fan_out)): variance 2 / (fan_in + fan_out)."""
-    a = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-a, a, size=(fan_in, fan_out)).astype(dtype)
-
-
-def orthogonal(rng: np.random.Generator, n: int, dtype: str) -> np.ndarray:
-    """A uniformly distributed random orthogonal (n, n) matrix: Q of a Gaussian's QR, with the signs
-    of R's diagonal moved into Q (without that fix Q is not uniform over the orthogonal group)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return (q * np.sign(np.diag(r))).astype(dtype)
 
 
 # ----- the common part ----------------------------------------------------------------------------
@@ -70,78 +47,64 @@ class _Recurrent(Module):
 
     def __init__(self, input_size: int, hidden_size: int, dtype: str = "float32", seed: int | None = None, name=None):
         super().__init__(name)
-        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise LayerError(f"{self.name}: {arg} must be a positive int, got {value!r}")
-        if dtype not in _DTYPES:
-            raise LayerError(f"{self.name}: dtype must be 'float32' or 'float64', got {dtype!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise LayerError(f"{self.name}: seed must be an int or None, got {seed!r}")
-        self.input_size, self.hidden_size, self.dtype = int(input_size), int(hidden_size), dtype
-        seed = None if seed is None else int(seed)
-        self.hparams = {"input_size": self.input_size, "hidden_size": self.hidden_size, "dtype": dtype, "seed": seed}
-        rng, n_in, h, g = _rng(seed), self.input_size, self.hidden_size, self.gates
-        w_ih = np.concatenate([xavier_uniform(rng, n_in, h, dtype) for _ in range(g)], axis=1)
-        w_hh = np.concatenate([orthogonal(rng, h, dtype) for _ in range(g)], axis=1)
-        self.add_param("w_ih", w_ih)
-        self.add_param("w_hh", w_hh)
-        self.add_param("b_ih", self._input_bias().astype(dtype))
-        self.add_param("b_hh", np.zeros(g * h, dtype=dtype))
+        who = label(self)
+        self.input_size = positive_int(who, "input_size", input_size)
+        self.hidden_size = positive_int(who, "hidden_size", hidden_size)
+        self.dtype = float_dtype(who, dtype)
+        self.seed = initializers.resolve_seed(seed, who)
+        self.hparams = {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "dtype": self.dtype,
+            "seed": self.seed,
+        }
+        n_in, h, g = self.input_size, self.hidden_size, self.gates
+
+        def blocks(spec, rows, first):  # gate k of the matrix draws from the seed's (first + k)-th child
+            return np.concatenate(
+                [
+                    initializers.initialize(
+                        spec, (rows, h), "dense", initializers.derive_seed(self.seed, first + k), self.dtype
+                    )
+                    for k in range(g)
+                ],
+                axis=1,
+            )
+
+        self.add_param("w_ih", blocks("xavier_uniform", n_in, 0))
+        self.add_param("w_hh", blocks("orthogonal", h, g))
+        self.add_param("b_ih", self._input_bias().astype(self.dtype))
+        self.add_param("b_hh", np.zeros(g * h, dtype=self.dtype))
 
     def _input_bias(self) -> np.ndarray:
         return np.zeros(self.gates * self.hidden_size)
 
     # -- checks ------------------------------------------------------------------------------------
-    def _check_dtype(self, v: Variable, what: str) -> None:
-        if v.dtype != self.dtype:
-            raise DTypeError(
-                f"{self.name}: {what} is {v.dtype} but the layer's parameters are {self.dtype}; "
-                f"cast it (x.astype({self.dtype!r})) or build the layer with dtype={v.dtype!r}"
-            )
-
     def _check_state(self, h, what: str, batch) -> Variable:
-        h = as_variable(h)
-        if h.ndim != 2:
-            raise LayerError(f"{self.name}: {what} must have shape (batch, {self.hidden_size}), got rank {h.ndim}")
-        rows, width = h.type.shape
-        if width is not None and width != self.hidden_size:
-            raise LayerError(
-                f"{self.name}: {what} must have shape (batch, {self.hidden_size}), got {h.type.shape} "
-                f"({width} != hidden_size {self.hidden_size})"
-            )
+        hidden = self.hidden_size
+        expected = f"(batch, {hidden}) {self.dtype}"
+        h = check_input(self, h, expected, ndim=2, sizes={1: hidden}, dtype=self.dtype, what=what)
+        rows = h.type.shape[0]
         if batch is not None and rows is not None and batch != rows:
-            raise LayerError(f"{self.name}: {what} has batch {rows} but the input has batch {batch}")
-        self._check_dtype(h, what)
+            raise LayerError(f"{label(self)}: {what} has batch {rows} but the input has batch {batch}")
         return h
 
     def _check_input(self, x) -> Variable:
-        x = as_variable(x)
         n = self.input_size
-        if x.ndim != 3:
-            raise LayerError(f"{self.name}: the input must have shape (batch, time, {n}), got rank {x.ndim}")
-        if x.type.shape[2] is not None and x.type.shape[2] != n:
-            raise LayerError(
-                f"{self.name}: the input has {x.type.shape[2]} features but input_size is {n} "
-                f"(shape {x.type.shape}, expected (batch, time, {n}))"
-            )
+        x = check_input(self, x, f"(batch, time, {n}) {self.dtype}", ndim=3, sizes={2: n}, dtype=self.dtype)
         steps = x.type.shape[1]
         if steps is None:
             raise LayerError(
-                f"{self.name}: the time length must be static to unroll the cell over it; give the input "
+                f"{label(self)}: the time length must be static to unroll the cell over it; give the input "
                 f"a shape such as (None, 10, {n}) (one graph per sequence length; the layer's parameters are shared)"
             )
         if steps == 0:
-            raise LayerError(f"{self.name}: the input has no time steps (shape {x.type.shape})")
-        self._check_dtype(x, "the input")
+            raise LayerError(f"{label(self)}: the input has no time steps (got {describe_type(x)})")
         return x
 
     def _check_step_input(self, x_t) -> Variable:
-        x_t = as_variable(x_t)
         n = self.input_size
-        if x_t.ndim != 2 or (x_t.type.shape[1] is not None and x_t.type.shape[1] != n):
-            raise LayerError(f"{self.name}: step takes x_t of shape (batch, {n}), got {x_t.type.shape}")
-        self._check_dtype(x_t, "x_t")
-        return x_t
+        return check_input(self, x_t, f"(batch, {n}) {self.dtype}", ndim=2, sizes={1: n}, dtype=self.dtype, what="x_t")
 
     # -- building ----------------------------------------------------------------------------------
     def _split_gates(self, z: Variable) -> tuple[Variable, ...]:
@@ -209,7 +172,7 @@ class RNN(_Recurrent):
     ):
         super().__init__(input_size, hidden_size, dtype, seed, name)
         if nonlinearity not in ("tanh", "relu"):
-            raise LayerError(f"{self.name}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise LayerError(f"{label(self)}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self.hparams = {**self.hparams, "nonlinearity": nonlinearity}
 
@@ -245,7 +208,7 @@ class LSTM(_Recurrent):
         if state is None:
             return None
         if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise LayerError(f"{self.name}: the initial state must be a pair (h0, c0), got {type(state).__name__}")
+            raise LayerError(f"{label(self)}: the initial state must be a pair (h0, c0), got {type(state).__name__}")
         return (
             self._check_state(state[0], "the initial state h0", batch),
             self._check_state(state[1], "the initial state c0", batch),
