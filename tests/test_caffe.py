@@ -1,8 +1,8 @@
-"""graphc.caffe: the prototxt/YAML reader, nets built from Caffe specs, data layers, the solver."""
+"""graphc.caffe: the prototxt/YAML reader, nets built from Caffe specs, layers, data layers (BatchNorm:
+test_caffe_batchnorm.py; the solver: test_caffe_solver.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -17,7 +17,6 @@ from graphc.caffe.prototxt import parse, parse_yaml
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "caffe"
 LENET = EXAMPLES / "lenet_train_test.prototxt"
 LENET_SOLVER = EXAMPLES / "lenet_solver.prototxt"
-DIGITS = {"examples/mnist/mnist_train_lmdb": "digits:train", "examples/mnist/mnist_test_lmdb": "digits:test"}
 LENET_SHAPES = {"data": (None, 1, 28, 28), "label": (None,)}
 
 
@@ -350,22 +349,35 @@ def test_loss_and_accuracy_layers_against_numpy():
     assert np.isclose(total, ce + 0.5 * l2 + bce, rtol=1e-5)
 
 
-def test_dropout_and_batchnorm_differ_between_phases():
+def test_dropout_differs_between_phases():
     text = """
     layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 8 dim: 3 } } }
-    layer { name: "bn" type: "BatchNorm" bottom: "x" top: "x" }
     layer { name: "drop" type: "Dropout" bottom: "x" top: "y" dropout_param { dropout_ratio: 0.5 } }
     """
     spec = parse(text, "NetParameter")
     train = caffe.build(spec, "TRAIN")
     test = caffe.build(spec, "TEST", model=train.model)
-    assert len(train.state_updates) == 2 and not test.state_updates
-    assert train.model.param_groups() == []  # Caffe's BatchNorm learns nothing (Scale does)
     x = np.random.default_rng(5).normal(3.0, 2.0, (8, 3)).astype(np.float32)
     (y_test,) = test.function(["y"])(x)
-    np.testing.assert_allclose(y_test, (x - 0) / np.sqrt(1 + 1e-5), rtol=1e-5)  # running stats: 0 and 1
+    np.testing.assert_array_equal(y_test, x)  # TEST: the identity
     (y_train,) = train.function(["y"])(x)
-    assert ((y_train == 0) | (np.abs(y_train) > 0)).all() and (y_train == 0).mean() > 0.2
+    dropped = y_train == 0
+    np.testing.assert_allclose(y_train[~dropped], 2 * x[~dropped], rtol=1e-6)  # kept values scaled by 1 / (1 - 0.5)
+    assert 0.2 < dropped.mean() < 0.8
+
+
+def test_in_place_layer_on_an_input_blob_is_an_output():
+    text = """
+    layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "relu" type: "ReLU" bottom: "x" top: "x" }
+    """
+    net = caffe.build(parse(text, "NetParameter"), "TEST")
+    assert list(net.outputs) == ["x"] and net.outputs["x"] is not net.inputs[0]
+    x = np.array([[-1.0, 0.5, 2.0], [3.0, -4.0, 0.0]], np.float32)
+    (y,) = net.function()(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    # an input no layer touches is not an output
+    assert caffe.build(parse(text.split('layer { name: "relu"')[0], "NetParameter"), "TEST").outputs == {}
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -467,6 +479,15 @@ def test_digits_split_and_scale():
         caffe.parse_binding("src=digits:validation")
 
 
+#: an HDF5Data layer reading the files listed in list.txt
+HDF5_LAYER = {
+    "name": "h",
+    "type": "HDF5Data",
+    "top": ["data", "label"],
+    "hdf5_data_param": {"source": "list.txt", "batch_size": 2},
+}
+
+
 def test_npz_and_hdf5_sources_with_transform(tmp_path):
     x = np.arange(24, dtype=np.float64).reshape(4, 2, 3, 1)
     np.savez(tmp_path / "d.npz", data=x, label=np.array([0, 1, 0, 1]))
@@ -486,12 +507,7 @@ def test_npz_and_hdf5_sources_with_transform(tmp_path):
             f["data"] = x[2 * k : 2 * k + 2]
             f["label"] = np.array([[0.0], [1.0]])
     (tmp_path / "list.txt").write_text("part0.h5\npart1.h5\n")
-    h5 = {
-        "name": "h",
-        "type": "HDF5Data",
-        "top": ["data", "label"],
-        "hdf5_data_param": {"source": "list.txt", "batch_size": 2},
-    }
+    h5 = dict(HDF5_LAYER)
     src = caffe.load_layer_data(h5, base_dirs=[tmp_path])
     np.testing.assert_array_equal(src.arrays["data"], x.astype(np.float32))
     assert src.arrays["label"].shape == (4, 1)
@@ -503,142 +519,37 @@ def test_npz_and_hdf5_sources_with_transform(tmp_path):
     assert np.isclose(gc.function(net.inputs, net.loss)(*net.arrays()), math.log(2), rtol=1e-5)
 
 
-# -- the solver ------------------------------------------------------------------------------------
-
-
-TINY_NET = """
-name: "tiny"
-layer { name: "d" type: "Data" top: "data" top: "label" include { phase: TRAIN }
-        data_param { source: "tiny_train.npz" batch_size: 16 } }
-layer { name: "d" type: "Data" top: "data" top: "label" include { phase: TEST }
-        data_param { source: "tiny_test.npz" batch_size: 20 } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
-        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
-layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy" include { phase: TEST } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
-"""
-TINY_SOLVER = """
-net: "tiny_net.prototxt"
-base_lr: 0.1  momentum: 0.9  weight_decay: 0.0001  lr_policy: "step"  gamma: 0.5  stepsize: 40
-max_iter: 80  test_iter: 5  test_interval: 40  display: 20  snapshot: 40  snapshot_prefix: "out/tiny"
-solver_mode: GPU  random_seed: 7
-"""
-
-
-def _tiny_files(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    centers = rng.normal(0, 3, (3, 4))
-    for part, n in (("train", 240), ("test", 90)):
-        y = np.arange(n) % 3
-        np.savez(
-            tmp_path / f"tiny_{part}.npz", data=(centers[y] + rng.normal(0, 1, (n, 4))).astype(np.float32), label=y
-        )
-    (tmp_path / "tiny_net.prototxt").write_text(TINY_NET)
-    (tmp_path / "tiny_solver.prototxt").write_text(TINY_SOLVER)
-    return tmp_path / "tiny_solver.prototxt"
-
-
-def test_main_train_runs_snapshots_and_reloads(tmp_path, capsys, monkeypatch):
-    solver_file = _tiny_files(tmp_path)
-    monkeypatch.chdir(tmp_path.parent)  # the net is found beside the solver, not in the working directory
-    snaps = tmp_path / "snaps"
-    args = ["--solver", str(solver_file), "--backend", "numpy", "--snapshot-dir", str(snaps), "--no-progress"]
-    assert caffe.main_train(args) == 0
-    out = capsys.readouterr().out
-    assert "note: solver_mode GPU: graphc trains on the CPU" in out
-    assert "Iteration 20, lr = 0.1," in out and "Iteration 60, lr = 0.05," in out
-    assert all(f"Iteration {n}, Testing net: " in out for n in (0, 40, 80))  # 0: Caffe's test_initialization
-    accuracy = float(out.strip().splitlines()[-1].split("accuracy = ")[1].split(",")[0])
-    assert out.strip().splitlines()[-1].startswith("Test: ") and accuracy > 0.9
-    assert sorted(p.name for p in snaps.iterdir()) == [
-        "tiny_iter_40.json", "tiny_iter_40.npz", "tiny_iter_40.solverstate.npz",
-        "tiny_iter_80.json", "tiny_iter_80.npz", "tiny_iter_80.solverstate.npz",
-    ]  # fmt: skip
-    info = json.loads((snaps / "tiny_iter_80.json").read_text())
-    assert info["iter"] == 80 and info["inputs"]["TEST"]["data"] == [[None, 4], "float32"]
-    with np.load(snaps / "tiny_iter_80.npz") as blobs:
-        assert sorted(blobs.files) == ["ip/0", "ip/1"] and blobs["ip/0"].shape == (3, 4)  # Caffe's (out, in)
-        w, b = blobs["ip/0"], blobs["ip/1"]
-    with np.load(snaps / "tiny_iter_80.solverstate.npz") as state:
-        assert int(state["iterations"]) == 80
-    net = caffe.load_snapshot(snaps / "tiny_iter_80.npz")
-    with np.load(tmp_path / "tiny_test.npz") as test:
-        x, y = test["data"], test["label"]
-    acc = gc.function(net.inputs, net.accuracies["accuracy"])(x, y)
-    assert np.isclose(acc, ((x @ w.T + b).argmax(axis=1) == y).mean()) and np.isclose(acc, accuracy, atol=1e-4)
-    # a solver's `weights` start training from a snapshot (`caffe train --weights`)
-    spec = caffe.load_solver(solver_file) | {"weights": str(snaps / "tiny_iter_80.npz")}
-    resumed = caffe.Solver(spec | {"net": str(tmp_path / "tiny_net.prototxt")}, out=lambda text: None)
-    np.testing.assert_array_equal(resumed.model.caffe_params()["ip"][0], w)
-
-
-def test_solver_lowers_the_loss_and_reports_the_same_names(tmp_path):
-    solver = caffe.Solver(_tiny_files(tmp_path), backend="numpy", snapshot_dir=tmp_path / "s", out=lambda text: None)
-    assert solver.names == ["loss", "accuracy"] and solver.train_net.monitors.keys() == {"accuracy"}
-    assert [(g.lr_mult, g.decay_mult) for g in solver.optimizer.groups] == [(1.0, 1.0)]
-    before = solver.test()
-    history = solver.solve(progress=False)
-    losses = history.per_step["loss"]
-    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
-    assert history["val_accuracy"][-1] > before["accuracy"] and history["step"] == [40, 80]
-
-
-def test_solver_errors(tmp_path, capsys):
-    solver_file = _tiny_files(tmp_path)
-    with pytest.raises(gc.UsageError, match="type 'AdaDelta' is not supported; graphc has SGD, Nesterov"):
-        caffe.Solver(caffe.load_solver(solver_file) | {"type": "AdaDelta", "net": str(tmp_path / "tiny_net.prototxt")})
-    with pytest.raises(gc.UsageError, match="net 'nowhere.prototxt' does not exist .*relative to the Caffe root"):
-        caffe.Solver({"net": "nowhere.prototxt", "base_lr": 0.1, "max_iter": 10})
-    with pytest.raises(gc.UsageError, match="unknown field\\(s\\) learning_rate"):
-        caffe.Solver({"net": "x", "learning_rate": 0.1})
-    with pytest.raises(gc.UsageError, match="no Data layer has the source 'train.npz' .*tiny_test.npz, tiny_train.npz"):
-        caffe.Solver(solver_file, bindings={"train.npz": "digits:train"})
-    assert caffe.main_train(["--solver", str(tmp_path / "nope.prototxt")]) == 2
-    assert capsys.readouterr().err == f"graphc train: error: {tmp_path / 'nope.prototxt'}: no such file\n"
-
-
-def test_lenet_solver_on_digits_improves_accuracy(tmp_path, capsys):
-    """The example itself, briefly: 40 iterations of Caffe's LeNet solver (numba backend)."""
-    args = ["--solver", str(LENET_SOLVER), "--max-iter", "40", "--backend", "numba", "--no-progress"]
-    args += ["--snapshot-dir", str(tmp_path)]
-    for source, target in DIGITS.items():
-        args += ["--data", f"{source}={target}"]
-    assert caffe.main_train(args) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    first = next(line for line in lines if line.startswith("Iteration 0, Testing net:"))
-    before, after = (float(line.split("accuracy = ")[1].split(",")[0]) for line in (first, lines[-1]))
-    assert lines[-1].startswith("Test: ") and after > 0.6 and after > before + 0.4, (first, lines[-1])  # chance: 0.1
-    assert (tmp_path / "lenet_iter_40.npz").exists()
-
-
-@pytest.mark.parametrize(
-    "fields, kind, check",
-    [
-        ({"type": "Nesterov"}, caffe.CaffeSGD, lambda o: o.nesterov and o.momentum == 0.9),
-        ({"solver_type": "ADAGRAD", "momentum": 0, "delta": 1e-6}, optim.AdaGrad, lambda o: o.eps == 1e-6),
-        ({"type": "RMSProp", "momentum": 0, "rms_decay": 0.95}, optim.RMSProp, lambda o: o.alpha == 0.95),
-        ({"type": "Adam", "momentum2": 0.99}, optim.Adam, lambda o: o.betas == (0.9, 0.99) and o.eps == 1e-8),
-    ],
-)
-def test_solver_types_map_to_optimizers(tmp_path, fields, kind, check):
-    spec = caffe.load_solver(_tiny_files(tmp_path)) | {"net": str(tmp_path / "tiny_net.prototxt")} | fields
-    solver = caffe.Solver(spec, backend="numpy", out=lambda text: None)
-    assert type(solver.optimizer) is kind and check(solver.optimizer)
-    assert solver.optimizer.weight_decay == 0.0001
-
-
-def test_clip_gradients_bounds_the_global_norm(tmp_path):
-    spec = caffe.load_solver(_tiny_files(tmp_path)) | {"net": str(tmp_path / "tiny_net.prototxt")}
-    spec |= {"momentum": 0, "weight_decay": 0, "clip_gradients": 0.01, "lr_policy": "fixed"}
-    solver = caffe.Solver(spec, backend="numpy", out=lambda text: None)
-    before = [v.copy() for v in solver.model.caffe_params()["ip"]]
-    x, y = solver.train_net.arrays()
-    solver._train_fn(x[:16], y[:16])
-    after = solver.model.caffe_params()["ip"]
-    step = math.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before)))
-    assert np.isclose(step, 0.1 * 0.01, rtol=1e-3)  # lr x clip: the raw gradient is far larger
-    with pytest.raises(gc.UsageError, match="RMSProp takes no momentum"):
-        caffe.Solver(spec | {"type": "RMSProp", "momentum": 0.9}, out=lambda text: None)
+def test_integer_images_become_float32_data_blobs(tmp_path):
+    """Caffe's data blob is float: uint8 images without transform_param feed a convolution."""
+    images = np.random.default_rng(11).integers(0, 256, (6, 1, 5, 5)).astype(np.uint8)
+    np.savez(tmp_path / "u8.npz", data=images, label=np.arange(6) % 2)
+    spec = parse(
+        """
+        layer { name: "d" type: "Data" top: "data" top: "label" data_param { source: "u8.npz" batch_size: 3 } }
+        layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+                convolution_param { num_output: 2 kernel_size: 3 } }
+        layer { name: "ip" type: "InnerProduct" bottom: "conv" top: "ip" inner_product_param { num_output: 2 } }
+        layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+        """,
+        "NetParameter",
+    )
+    net = caffe.build(spec, "TRAIN", base_dirs=[tmp_path])
+    assert [v.dtype for v in net.inputs] == ["float32", "int64"]
+    data, label = net.arrays()
+    assert data.dtype == np.float32 and label.dtype == np.int64
+    np.testing.assert_array_equal(data, images.astype(np.float32))  # the values unchanged, 0..255
+    w, b = (np.random.default_rng(12).normal(size=s) for s in ((2, 1, 3, 3), (2,)))
+    net.model.set_caffe_params({"conv": [w, b]})
+    (conv,) = net.function(["conv"])(data, label)
+    np.testing.assert_allclose(conv, _conv(images.astype(np.float64), w, b, 0), rtol=1e-4, atol=1e-3)
+    # HDF5 int data too; the later tops keep their integers
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "u8.h5", "w") as f:
+        f["data"], f["label"] = images, np.arange(6) % 2
+    (tmp_path / "list.txt").write_text("u8.h5\n")
+    h5 = dict(HDF5_LAYER)
+    src = caffe.load_layer_data(h5, base_dirs=[tmp_path])
+    assert src.arrays["data"].dtype == np.float32 and src.arrays["label"].dtype == np.int64
 
 
 def test_param_sharing_by_name_is_refused():

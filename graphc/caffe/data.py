@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .layers import NetError
+from .base import NetError
 
 __all__ = ["Binding", "DataSource", "parse_binding", "digits", "load_layer_data", "DIGITS_SPLIT"]
 
@@ -111,10 +111,12 @@ def _who(layer: dict) -> str:
     return f"layer {layer.get('name', '?')!r} ({layer.get('type', '?')})"
 
 
-def _as_blob(array: np.ndarray) -> np.ndarray:
-    """Float data as float32 (graphc nets compute in float32); integer data (labels) as int64."""
+def _as_blob(array: np.ndarray, first: bool) -> np.ndarray:
+    """The first top (the data) as float32 whatever its dtype, since Caffe's data blob is float
+    (uint8 images included) and graphc nets compute in float32; later tops (labels) keep integers
+    as int64, floats as float32."""
     array = np.asarray(array)
-    if array.dtype.kind in "iub":
+    if not first and array.dtype.kind in "iub":
         return array.astype(np.int64)
     return array.astype(np.float32)
 
@@ -129,7 +131,7 @@ def _npz(path: Path, tops: list[str], who: str) -> dict[str, np.ndarray]:
                 f"{who}: {path} has no array named {', '.join(map(repr, missing))} (the layer's tops "
                 f"{tops} name the arrays it reads); it holds {', '.join(data.files) or 'nothing'}"
             )
-        return {top: _as_blob(data[top]) for top in tops}
+        return {top: _as_blob(data[top], k == 0) for k, top in enumerate(tops)}
 
 
 def _resolve(path: str, base_dirs: list[Path]) -> Path:
@@ -166,7 +168,8 @@ def _hdf5(layer: dict, tops: list[str], base_dirs: list[Path]) -> tuple[dict[str
                 if top not in h5:
                     raise NetError(f"{who}: {path} has no dataset {top!r}; it holds {', '.join(h5.keys())}")
                 parts[top].append(np.asarray(h5[top]))
-    return {top: _as_blob(np.concatenate(chunks)) for top, chunks in parts.items()}, str(listing)
+    arrays = {top: _as_blob(np.concatenate(parts[top]), k == 0) for k, top in enumerate(tops)}
+    return arrays, str(listing)
 
 
 def _transform(layer: dict, arrays: dict[str, np.ndarray], tops: list[str]) -> None:

@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from .layers import NetError
+from .base import NetError
 
 __all__ = ["FILLERS", "fill", "filler_rng"]
 

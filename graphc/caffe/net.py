@@ -41,6 +41,11 @@ class CaffeModel(nn.Module):
     ``param`` block is the weight's, the second the bias's); parameters with ``lr_mult: 0`` are
     frozen and left out. ``caffe_params()`` gives the values in Caffe's layout (InnerProduct
     weights (out, in)), as pycaffe's ``net.params[layer][i].data``.
+
+    The model's layers exist once a net has been built on it, so ``config()`` records each build
+    (phase, input shapes, stages, level, and the net spec when it is not the model's own: a
+    solver's separate ``test_net``), and :meth:`from_config` replays them: the rebuilt model has
+    the same modules, ready for ``load_state_dict`` (``graphc.training.load_checkpoint``).
     """
 
     def __init__(self, spec: dict, seed: int = 0, name: str | None = None):
@@ -50,7 +55,47 @@ class CaffeModel(nn.Module):
         self.blobs: dict[str, list[tuple[SharedVariable, Blob]]] = {}
         self.options: dict[SharedVariable, tuple[float, float]] = {}
         self.param_names: dict[str, str] = {}  # param { name } -> the layer that declared it
+        self.builds: list[dict] = []  # how each net on this model was built, for config()
         self.hparams = {"seed": self.seed}
+
+    def record_build(self, spec: dict, net: Net, stages, level: int) -> None:
+        """Remember how ``net`` was built (``build`` calls this), so ``from_config`` can replay it."""
+        entry = {
+            "phase": net.phase,
+            "inputs": {v.name: [list(v.type.shape), v.dtype] for v in net.inputs},
+            "stages": list(stages),
+            "level": int(level),
+        }
+        if spec != self.spec:
+            entry["net"] = spec
+        if entry not in self.builds:
+            self.builds.append(entry)
+
+    def rebuild(self, phase: str) -> Net:
+        """The ``phase`` net as it was last built on this model (from the recorded input shapes,
+        without data): what ``load_snapshot`` uses."""
+        entries = [e for e in self.builds if e["phase"] == phase]
+        if not entries:
+            built = ", ".join(sorted({e["phase"] for e in self.builds})) or "none"
+            raise NetError(f"{self.name}: no {phase} net was built on this model (built: {built})")
+        return self.replay(entries[-1])
+
+    def replay(self, entry: dict) -> Net:
+        """Build a net on this model as one of ``config()["builds"]`` describes it."""
+        shapes = {name: (tuple(shape), dtype) for name, (shape, dtype) in entry["inputs"].items()}
+        spec = entry.get("net", self.spec)
+        return build(spec, entry["phase"], model=self, shapes=shapes, stages=entry["stages"], level=entry["level"])
+
+    @classmethod
+    def from_config(cls, config: dict) -> CaffeModel:
+        """The model ``config()`` describes, with every layer module its nets had (values: the
+        fillers'; load saved ones with ``load_state_dict`` or ``set_caffe_params``)."""
+        if not isinstance(config, dict) or config.get("type") != "CaffeNet" or "net" not in config:
+            raise NetError(f"CaffeModel.from_config needs a CaffeModel's config() (type 'CaffeNet'), got {config!r}")
+        model = cls(config["net"], config.get("seed", 0), name=config.get("name"))
+        for entry in config.get("builds", []):
+            model.replay(entry)
+        return model
 
     def layer_seed(self, layer: str) -> int:
         return int(np.random.SeedSequence(self.seed, spawn_key=(zlib.crc32(layer.encode()),)).generate_state(1)[0])
@@ -127,7 +172,9 @@ class CaffeModel(nn.Module):
                 var.set_value((value.T if blob.transposed else value).astype(var.dtype))
 
     def config(self) -> dict:
-        return {"type": "CaffeNet", "name": self.name, "seed": self.seed, "net": self.spec}
+        """``{"type": "CaffeNet", "name", "seed", "net": the spec, "builds": [...]}``: rebuilt by
+        :meth:`from_config` (``graphc.nn.from_config`` knows no Caffe layers)."""
+        return {"type": "CaffeNet", "name": self.name, "seed": self.seed, "net": self.spec, "builds": self.builds}
 
 
 def _sig(signature: tuple) -> str:
@@ -327,9 +374,10 @@ def build(
             if kind == "Accuracy":
                 net.accuracies[top] = value
         net.layers.append(name)
-    data_tops = {v.name for v in net.inputs}
-    net.outputs = {top: var for top, var in net.blobs.items() if top not in consumed and top not in data_tops}
+    inputs = set(net.inputs)  # by variable: an in-place layer on a data blob makes an output of that name
+    net.outputs = {top: var for top, var in net.blobs.items() if top not in consumed and var not in inputs}
     net.state_updates = model.state_updates(clear=True)
+    model.record_build(spec, net, stages, level)
     return net
 
 

@@ -28,11 +28,11 @@ import numpy as np
 
 from .. import optim
 from ..errors import GraphcError, UsageError
-from ..graph import Variable
 from ..ops import cast, maximum, sqrt, where
 from ..ops import sum as gc_sum
+from ..optim.optimizers import _fit
+from .base import NetError
 from .data import parse_binding
-from .layers import NetError
 from .net import CaffeModel, Net, build
 from .prototxt import load_net, load_solver, normalise
 
@@ -58,7 +58,7 @@ class CaffeSGD(optim.SGD):
     def _update(self, p, g, lr, wd, slots):
         if wd:
             g = g + wd * p
-        step = (cast(lr, p.dtype) if isinstance(lr, Variable) else lr) * g
+        step = _fit(lr, p.dtype) * g
         if not self.momentum:
             return {p: p - step}
         v, m = slots["v"], self.momentum
@@ -91,7 +91,8 @@ class Solver:
     """A Caffe solver spec made runnable: nets, optimizer, compiled step and test functions.
 
     ``solver`` is a path (``.prototxt``/``.yaml``) or a dict; ``bindings`` maps a ``Data`` layer's
-    ``source`` to ``digits:train``/``digits:test``/a ``.npz``; ``max_iter`` overrides the solver's.
+    ``source`` to ``digits:train``/``digits:test``/a ``.npz``; ``max_iter`` overrides the solver's
+    number of iterations, not its schedule (``poly`` decays to 0 at the solver file's ``max_iter``).
     """
 
     def __init__(
@@ -256,10 +257,17 @@ class Solver:
 
     def _optimizer(self) -> optim.Optimizer:
         spec, kind = self.spec, self.kind
-        schedule_spec = dict(spec, max_iter=self.max_iter)
         if "base_lr" not in spec:
             raise UsageError("solver: base_lr is required")
+        # --max-iter stops the run early (or late) as interrupting `caffe train` would: the rate
+        # follows the solver file's schedule, so `poly` keeps the file's max_iter
+        schedule_spec = dict(spec) if "max_iter" in spec else dict(spec, max_iter=self.max_iter)
         lr = optim.from_caffe(schedule_spec)
+        if spec.get("lr_policy") == "poly" and self.max_iter > schedule_spec["max_iter"]:
+            self.notes.append(
+                f"lr_policy poly reaches 0 at the solver's max_iter {schedule_spec['max_iter']}: the iterations "
+                f"after it, up to --max-iter {self.max_iter}, train with rate 0"
+            )
         groups = self.model.param_groups()
         if not groups:
             raise NetError("the net has no trainable parameters (every param has lr_mult: 0)")
@@ -313,8 +321,11 @@ class Solver:
             if test.losses:
                 test_vars[self.objective] = test.loss
             self._test_has = [n in test_vars for n in self.names]
-            self._test_fn = function(
-                test.inputs, [test_vars[n] for n in self.names if n in test_vars], backend=self.backend
+            self._test_fn = function(  # state updates: a BatchNorm told not to use_global_stats in TEST, as Caffe
+                test.inputs,
+                [test_vars[n] for n in self.names if n in test_vars],
+                updates=test.state_updates or None,
+                backend=self.backend,
             )
 
     def _clipped_grads(self, loss):
@@ -348,19 +359,14 @@ class Solver:
     def test(self) -> dict[str, float]:
         """The test net's outputs averaged over ``test_iter`` batches (all of them when fewer),
         weighted by batch size: what ``fit`` reports as ``val_*``."""
-        from ..training import batches
+        from ..training import evaluate_batches
 
         if self._test_fn is None:
             return {}
         test = self.test_net
         fn = self._padded(self._test_fn, self._test_has)
-        sums, count = np.zeros(len(self.names)), 0
-        for k, batch in enumerate(batches(test.arrays(), test.batch_size, shuffle=False)):
-            if k >= self.test_iter:
-                break
-            sums += [float(np.mean(out)) * len(batch[0]) for out in fn(*batch)]
-            count += len(batch[0])
-        return {k: float(v) for k, v in zip(self.names, sums / max(count, 1)) if not np.isnan(v)}
+        scores = evaluate_batches(fn, test.arrays(), self.names, test.batch_size, limit=self.test_iter)
+        return {k: float(v) for k, v in scores.items() if not np.isnan(v)}
 
     def solve(self, progress: bool = True):
         """Train for ``max_iter`` iterations; returns the ``History`` (``history["val_accuracy"]``)."""
@@ -454,12 +460,11 @@ class Solver:
             if net is not None
         }
         info = {
-            "format": "graphc.caffe snapshot 1",
+            "format": "graphc.caffe snapshot 2",
             "iter": self.iteration,
             "layout": "Caffe's: blob 'layer/k' is pycaffe's net.params[layer][k]; InnerProduct weights (out, in)",
-            "net": self.model.spec,
-            "seed": self.model.seed,
             "inputs": shapes,
+            "model": self.model.config(),  # CaffeModel.from_config rebuilds it, with each phase's net
             "solver": self.spec,
         }
         description.write_text(json.dumps(info, indent=1, default=str) + "\n")
@@ -475,7 +480,8 @@ def snapshot_paths(prefix: str | Path, iteration: int) -> tuple[Path, Path, Path
 
 def load_snapshot(path: str | Path, phase: str = "TEST", model: CaffeModel | None = None) -> Net:
     """The ``phase`` net of a snapshot with its saved parameters: rebuilt from the ``.json`` beside
-    ``path`` (the ``.npz``), or on ``model`` when given (then only the values are loaded)."""
+    ``path`` (the ``.npz``; the net spec, its input shapes, stages and level per phase), on
+    ``model`` when given (a model with the same layers; then only the values are loaded)."""
     npz = Path(path)
     description = npz.with_suffix(".json")
     if not npz.exists() or not description.exists():
@@ -483,9 +489,18 @@ def load_snapshot(path: str | Path, phase: str = "TEST", model: CaffeModel | Non
     info = json.loads(description.read_text())
     if phase not in info["inputs"]:
         raise UsageError(f"load_snapshot: the snapshot has no {phase} net; it has {', '.join(info['inputs'])}")
-    shapes = {name: (tuple(shape), dtype) for name, (shape, dtype) in info["inputs"][phase].items()}
-    model = model if model is not None else CaffeModel(info["net"], info.get("seed", 0))
-    net = build(info["net"], phase, model=model, shapes=shapes)
+    config = info.get("model") or {  # format 1: one spec for both phases, no stages
+        "type": "CaffeNet",
+        "net": info["net"],
+        "seed": info.get("seed", 0),
+        "builds": [{"phase": p, "inputs": shapes, "stages": [], "level": 0} for p, shapes in info["inputs"].items()],
+    }
+    if model is None:
+        model = CaffeModel.from_config(config)
+        net = model.rebuild(phase)
+    else:
+        entry = [e for e in config["builds"] if e["phase"] == phase][-1]
+        net = model.replay({"net": config["net"], **entry})
     model.set_caffe_params(load_blobs(npz))
     return net
 
@@ -520,7 +535,14 @@ def main_train(argv=None) -> int:
         metavar="SOURCE=BINDING",
         help="bind a Data layer's source to digits:train, digits:test or a .npz file (repeatable)",
     )
-    parser.add_argument("--max-iter", type=int, default=None, help="train this many iterations (overrides max_iter)")
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        default=None,
+        help="stop after this many iterations instead of the solver's max_iter; the learning rate still follows the "
+        "solver file's schedule (lr_policy poly keeps decaying to 0 at the file's max_iter), as if `caffe train` "
+        "were stopped early",
+    )
     parser.add_argument("--backend", choices=("numba", "numpy"), default=None, help="graphc backend (default numba)")
     parser.add_argument("--snapshot-dir", default=None, help="write snapshots here instead of at snapshot_prefix")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -88,6 +88,10 @@ def from_config(config: dict) -> Module:
         raise LayerError(f"from_config needs a dict with a 'type' entry (from model.config()), got {config!r}")
     args = dict(config)
     kind = args.pop("type")
+    if kind == "CaffeNet":  # a net from a Caffe-style file: its config holds the spec, not layers
+        from ..caffe import CaffeModel  # lazy: graphc.caffe builds on graphc.nn
+
+        return CaffeModel.from_config(config)
     if kind not in LAYERS:
         raise LayerError(f"from_config: unknown layer type {kind!r}; known: {', '.join(sorted(LAYERS))}")
     if kind == "Sequential":

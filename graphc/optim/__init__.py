@@ -22,7 +22,6 @@ from .schedules import (
     Step,
     as_schedule,
     from_caffe,
-    parse_solver,
     plot,
 )
 
@@ -50,7 +49,6 @@ __all__ = [
     "Chain",
     "as_schedule",
     "from_caffe",
-    "parse_solver",
     "plot",
     "CAFFE_POLICIES",
 ]

@@ -16,7 +16,6 @@ with ``gamma = 1/s``, ``power = -c``), its *Exponential* ``eta0 c^(t/s)`` is :cl
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -282,33 +281,11 @@ CAFFE_POLICIES = {
     "sigmoid": (Sigmoid, ("base_lr", "gamma", "stepsize")),
 }
 
-_PROTOTXT_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$")
-
-
-def parse_solver(text: str) -> dict:
-    """The top-level ``name: value`` fields of a Caffe ``solver.prototxt`` (repeated fields, such
-    as ``stepvalue``, become lists; nested messages are skipped)."""
-    out: dict = {}
-    depth = 0
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        depth += line.count("{") - line.count("}")
-        match = _PROTOTXT_LINE.match(line)
-        if depth > 0 or "{" in line or "}" in line or not match:
-            continue
-        key, value = match.groups()
-        value = value.strip('"').strip("'")
-        if key in out:
-            out[key] = (out[key] if isinstance(out[key], list) else [out[key]]) + [value]
-        else:
-            out[key] = value
-    return out
-
 
 def _caffe_number(policy: str, key: str, value, integer: bool):
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"from_caffe: lr_policy {policy!r}: {key} must be a number, got {value!r}") from None
@@ -322,12 +299,18 @@ def _caffe_number(policy: str, key: str, value, integer: bool):
 def from_caffe(solver: Mapping | str) -> Schedule:
     """The schedule of a Caffe solver: a dict of its fields or the text of a ``solver.prototxt``.
 
-    Reads ``lr_policy`` and the parameters it needs (``base_lr``, ``gamma``, ``power``,
-    ``stepsize``, ``stepvalue`` (repeated: a list), ``max_iter``); a missing one is an error naming
-    the policy and the parameter, as is an unknown policy.
+    Text is read by graphc's protobuf text-format parser (``graphc.caffe.prototxt.parse``, the one
+    ``graphc train`` uses), so anything Caffe accepts reads the same here: several fields on one
+    line, ``stepvalue: [100, 250]``, ``#`` inside quoted strings; a syntax error is a
+    ``PrototxtError`` with line and column. Reads ``lr_policy`` and the parameters it needs
+    (``base_lr``, ``gamma``, ``power``, ``stepsize``, ``stepvalue`` (repeated: a list),
+    ``max_iter``); a missing one is an error naming the policy and the parameter, as is an unknown
+    policy.
     """
     if isinstance(solver, str):
-        solver = parse_solver(solver)
+        from ..caffe.prototxt import parse  # lazy: graphc.caffe imports graphc.optim
+
+        solver = parse(solver, "SolverParameter", filename="<solver text>")
     if not isinstance(solver, Mapping):
         raise UsageError(f"from_caffe needs a dict of solver fields or prototxt text, got {type(solver).__name__}")
     if "lr_policy" not in solver:
