@@ -107,7 +107,7 @@ def lower(op, node: Node) -> Step:
     return Step(perform, list(node.inputs), multi=True)
 
 
-def _unbroadcast(op: Fused, inputs: list) -> tuple[Fused, list, dict[int, int], dict[int, tuple]]:
+def unbroadcast(op: Fused, inputs: list) -> tuple[Fused, list, dict[int, int], dict[int, tuple]]:
     """Read ``broadcast_to(x, shape)`` inputs as ``x``: the loop broadcasts by itself, so the
     broadcast array (the seed of every gradient of a sum or mean) is never materialized.
 
@@ -147,7 +147,7 @@ def _(op: Fused, node: Node) -> Step:
 def fused_step(op: Fused, node: Node, stream=None) -> Step:
     """The kernel of a fused node; with ``stream`` (a :class:`streaming.Stream`), the kernel
     that also computes the two matrix products around it in one pass over the matrix."""
-    op, inputs, expect, read_shapes = _unbroadcast(op, list(node.inputs))
+    op, inputs, expect, read_shapes = unbroadcast(op, list(node.inputs))
     inline = {}
     for p, v in enumerate(inputs):
         if isinstance(v, Constant) and v.value.size == 1:
