@@ -115,7 +115,7 @@ def pytensor_impl(task: str, backend: str):
     return same, pytensor.function([x1, x2], outputs, mode=mode)
 
 
-def torch_impl(task: str, compiled: bool):
+def torch_impl(task: str, compiled: bool, device: str = "cpu"):
     import torch
 
     set_torch_threads(torch)
@@ -125,7 +125,7 @@ def torch_impl(task: str, compiled: bool):
         return p + torch.exp(p) - torch.sin(b)
 
     def prepare(x1, x2):
-        return torch.from_numpy(x1), torch.from_numpy(x2)
+        return torch.from_numpy(x1).to(device), torch.from_numpy(x2).to(device)
 
     if compiled:
         if task == "f":
@@ -141,13 +141,13 @@ def torch_impl(task: str, compiled: bool):
     return prepare, gradient
 
 
-def graphc_impl(task: str, backend: str):
+def graphc_impl(task: str, backend: str, **options):
     import graphc as gc
 
     x1, x2 = gc.vector("x1"), gc.vector("x2")
     y = x1 * x2 + gc.exp(x1 * x2) - gc.sin(x2)
     outputs = y if task == "f" else gc.grad(gc.sum(y), [x1, x2])
-    return same, gc.function([x1, x2], outputs, backend=backend)
+    return same, gc.function([x1, x2], outputs, backend=backend, **options)
 
 
 def implementations():

@@ -46,22 +46,22 @@ LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 TOL = 1e-4
 
 
-def init_params(seed: int = 0) -> list[np.ndarray]:
+def init_params(seed: int = 0, sizes=SIZES) -> list[np.ndarray]:
     """[W1, b1, W2, b2, W3, b3], float32, He-initialised weights (normal, std sqrt(2/fan_in)), zero biases."""
     rng = np.random.default_rng(seed)
     params = []
-    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         params.append((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
         params.append(np.zeros(fan_out, dtype=np.float32))
     return params
 
 
-def make_batch(seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x float32 (128, 784), labels int64 (128,), one-hot targets float32 (128, 10))."""
+def make_batch(seed: int = 1, batch: int = BATCH, sizes=SIZES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x float32 (batch, 784), labels int64 (batch,), one-hot targets float32 (batch, 10)); batch 128 by default."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
-    labels = rng.integers(0, SIZES[-1], BATCH)
-    return x, labels, np.eye(SIZES[-1], dtype=np.float32)[labels]
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    labels = rng.integers(0, sizes[-1], batch)
+    return x, labels, np.eye(sizes[-1], dtype=np.float32)[labels]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -107,12 +107,12 @@ class NumpyStep:
 # graphc
 
 
-def graphc_step_graph(params):
+def graphc_step_graph(params, batch: int = BATCH):
     """The step as graphc graphs: (inputs [x, t], loss, updates). Shared variables are made from ``params``."""
     import graphc as gc
 
-    x = gc.matrix("x", dtype="float32", shape=(BATCH, SIZES[0]))
-    t = gc.matrix("t", dtype="float32", shape=(BATCH, SIZES[-1]))
+    x = gc.matrix("x", dtype="float32", shape=(batch, params[0].shape[0]))
+    t = gc.matrix("t", dtype="float32", shape=(batch, params[-1].shape[0]))
     names = ["W1", "b1", "W2", "b2", "W3", "b3"]
     ps = [gc.shared(p, name=name) for p, name in zip(params, names)]
     W1, b1, W2, b2, W3, b3 = ps
@@ -136,10 +136,10 @@ def graphc_step_graph(params):
     return [x, t], loss, updates
 
 
-def graphc_function(params, backend=None):
+def graphc_function(params, backend=None, batch: int = BATCH):
     import graphc as gc
 
-    inputs, loss, updates = graphc_step_graph(params)
+    inputs, loss, updates = graphc_step_graph(params, batch)
     return gc.function(inputs, loss, updates=updates, backend=backend or graphc_backend())
 
 
@@ -251,14 +251,14 @@ def pytensor_impl(params, x, targets, backend):
 # PyTorch
 
 
-def torch_impl(params, x, labels, compiled: bool):
+def torch_impl(params, x, labels, compiled: bool, device: str = "cpu"):
     import torch
 
     set_torch_threads(torch)
     import torch.nn.functional as F
 
-    ps = [torch.tensor(p, requires_grad=True) for p in params]
-    xt, yt = torch.from_numpy(x), torch.from_numpy(labels)
+    ps = [torch.tensor(p, requires_grad=True, device=device) for p in params]
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device)
     opt = torch.optim.Adam(ps, lr=LR, betas=(BETA1, BETA2), eps=EPS)
 
     def loss_fn(x, y):
