@@ -140,14 +140,7 @@ def run_w1(report, args, cuda, sizes) -> None:
             nbytes = arrays * 8 * n
             table = Table(f"W1 {task}, n = {n:.0e} float64", extra_columns=["check", "GB/s", FIRST_CALL])
             for name, setup, f_note, gradient_note, peer in w1_implementations(cuda):
-
-                def make(name=name, setup=setup, task=task, x1=x1, x2=x2):
-                    if (name, task) not in functions:
-                        functions[name, task] = setup(task)
-                    prepare, fn = functions[name, task]
-                    args_ = prepare(x1, x2)
-                    return lambda: fn(*args_)
-
+                make = w1.case_maker(functions, name, setup, task, x1, x2)
                 run_case(
                     table,
                     name,

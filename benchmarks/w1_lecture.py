@@ -175,6 +175,20 @@ def bandwidth_cells(nbytes: int, stream_best: float):
     return cells
 
 
+def case_maker(functions: dict, name: str, setup, task: str, x1, x2):
+    """``make`` for ``run_case``: ``setup(task)`` runs once per implementation and task (kept in
+    ``functions``, so the second size reuses what the first compiled), then the inputs are prepared."""
+
+    def make():
+        if (name, task) not in functions:
+            functions[name, task] = setup(task)
+        prepare, fn = functions[name, task]
+        args = prepare(x1, x2)
+        return lambda: fn(*args)
+
+    return make
+
+
 def main(argv=None) -> None:
     args = parse_args(parser(__doc__), argv)
     sizes = [10**5] if args.quick else [10**6, 10**7]
@@ -196,14 +210,7 @@ def main(argv=None) -> None:
                 extra_columns=["check", "GB/s", "% STREAM", FIRST_CALL],
             )
             for name, setup, f_note, gradient_note in implementations():
-
-                def make(name=name, setup=setup, task=task, x1=x1, x2=x2):
-                    if (name, task) not in functions:
-                        functions[name, task] = setup(task)
-                    prepare, fn = functions[name, task]
-                    args_ = prepare(x1, x2)
-                    return lambda: fn(*args_)
-
+                make = case_maker(functions, name, setup, task, x1, x2)
                 run_case(
                     table,
                     name,
