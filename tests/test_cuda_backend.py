@@ -215,6 +215,36 @@ def test_reductions_over_every_axis_combination(axes, dtype, shape):
     compare([x], outputs, value)
 
 
+def test_simulator_gives_a_blocks_threads_one_shared_array(monkeypatch):
+    """The simulator looks a shared array up by source line and creates it when missing, with no
+    lock; a thread switch between the two gave threads of one block different arrays (a min over
+    a NaN came back as a number, once, in CI). The runtime makes the allocation atomic: here
+    every allocation is slowed down so that without the lock the threads would race."""
+    if not rt().simulator:
+        pytest.skip("a simulator race: a GPU has none")
+    import threading
+    import time
+
+    import numba as nb
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+
+    empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda *a, **k: (time.sleep(0.01), empty(*a, **k))[1])
+    shared, got, start = FakeCUDAShared(0), [], threading.Barrier(8)
+
+    def thread():
+        start.wait()
+        got.append(shared.array(4, nb.float64))
+
+    threads = [threading.Thread(target=thread) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(a is got[0] for a in got)
+    assert got[0].dtype == np.float64 and got[0].shape == (4,)
+
+
 @pytest.mark.parametrize("where", [0, 17, 39])
 def test_reductions_of_special_values_across_blocks(where):
     x = gc.vector("x")

@@ -14,8 +14,10 @@ Importing numba.cuda takes about 0.4 s, so nothing here runs until :func:`load`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -75,6 +77,41 @@ class _SimulatorMath:
         return call
 
 
+def _atomic_simulator_shared_arrays() -> None:
+    """Make the simulator's ``cuda.shared.array`` allocate atomically.
+
+    The simulator runs a block's threads as Python threads, and each thread's call of
+    ``cuda.shared.array`` looks its array up by source line and creates it when missing, with no
+    lock: when the interpreter switches threads between the look-up and the store, two threads
+    of one block get different arrays and a reduction tree combines garbage. It happened once in
+    CI (a min over 40 values with a NaN came back as an ordinary number; numba-cuda 0.30.4). A
+    GPU has no such race, so only the simulator's allocator is wrapped, once, in a lock."""
+    from numba.core import types
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.np.numpy_support import as_dtype
+
+    allocate = FakeCUDAShared.array
+    if getattr(allocate, "graphc_atomic", False):
+        return
+    lock = threading.Lock()
+
+    @functools.wraps(allocate)
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory, or the simulator's error
+            return allocate(self, shape, dtype, alignment)
+        caller = sys._getframe(1)  # the kernel's line: one array per line and block, as numba keys it
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            found = self._allocations.get(key)
+            if found is None:
+                found = np.empty(shape, as_dtype(dtype) if isinstance(dtype, types.Type) else dtype)
+                self._allocations[key] = found
+        return found
+
+    array.graphc_atomic = True
+    FakeCUDAShared.array = array
+
+
 class Runtime:
     """numba.cuda once loaded: the module, whether it is the simulator, and the launch sizes."""
 
@@ -84,6 +121,8 @@ class Runtime:
         self.cuda = cuda
         self.simulator = simulator
         self.config = SIMULATOR if simulator else GPU
+        if simulator:
+            _atomic_simulator_shared_arrays()
         self.math = _SimulatorMath() if simulator else math
         self.numba = numba
         self._compiled: dict[tuple[str, str], object] = {}
