@@ -90,7 +90,11 @@ class Function:
         if backend not in BACKENDS:
             raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
-        self._run = importlib.import_module(BACKENDS[backend]).compile(self.inputs + self.shared, every)
+        # Each update may overwrite its shared variable's array (the backend decides where it
+        # can): shared values are graphc's own, and get_value() hands out copies.
+        n_in, n_out = len(self.inputs), len(self.outputs)
+        inplace = {n_out + i: n_in + self.shared.index(t) for i, (t, _) in enumerate(self.updates)}
+        self._run = importlib.import_module(BACKENDS[backend]).compile(self.inputs + self.shared, every, inplace)
         self._names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
         self._accepts = [(np.dtype(v.dtype), v.type.shape, v.type.accepts_shape) for v in self.inputs]
         # Results the backend guarantees to be fresh, writable arrays of their own (kernel outputs).

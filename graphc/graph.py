@@ -241,6 +241,11 @@ class SharedVariable(Variable):
     A device backend (CUDA) keeps the value where its kernels run: ``device`` holds its copy,
     and after a device update the host array is refreshed only when someone reads it, so a
     training loop does not copy its parameters every step.
+
+    The numba backend writes an update into the variable's own array where it can (as
+    ``m *= beta1`` would), so the array ``get_value(borrow=True)`` returns, or the one given to
+    ``set_value(..., borrow=True)``, may change when a function updates the variable, as in
+    Theano. ``get_value()`` returns a copy that never changes.
     """
 
     __slots__ = ("_value", "device", "_host_stale")

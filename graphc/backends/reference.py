@@ -14,8 +14,9 @@ from ..graph import Constant, Variable, toposort
 from ..types import format_shape, unknown_broadcast_checks, unknown_broadcast_message
 
 
-def compile(leaves: list[Variable], outputs: list[Variable]):
-    """A ``run(values)`` closure evaluating ``outputs`` from one value per leaf."""
+def compile(leaves: list[Variable], outputs: list[Variable], inplace: dict[int, int] | None = None):
+    """A ``run(values)`` closure evaluating ``outputs`` from one value per leaf. ``inplace`` (the
+    leaves outputs may overwrite) is ignored: the oracle computes every result afresh."""
     slot: dict[Variable, int] = {v: i for i, v in enumerate(leaves)}
     nodes = toposort(outputs)
     constants: list[tuple[int, np.ndarray]] = []

@@ -162,6 +162,7 @@ class Program:
         return [self.rt.to_host(r) for r in self.run([self.rt.contiguous(v) for v in values])]
 
 
-def compile(leaves: list[Variable], outputs: list[Variable]) -> Program:
-    """The program computing ``outputs`` from one value per leaf (inputs, then shared variables)."""
+def compile(leaves: list[Variable], outputs: list[Variable], inplace: dict[int, int] | None = None) -> Program:
+    """The program computing ``outputs`` from one value per leaf (inputs, then shared variables).
+    ``inplace`` is ignored: updated values stay on the device, in new buffers."""
     return Program(leaves, outputs)

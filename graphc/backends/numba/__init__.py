@@ -27,7 +27,7 @@ from . import (
     image,  # noqa: F401  (the conv and pooling kernels, registered with lower)
     streaming,
 )
-from .lowering import Kernel, Step, fused_step, lower
+from .lowering import Kernel, Step, fused_step, lower, writable_results
 
 __all__ = ["compile", "Program"]
 
@@ -38,6 +38,52 @@ def _contiguous(x) -> np.ndarray:
         return x
     x = np.asarray(x)
     return x if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(x.shape)
+
+
+def _own(x) -> np.ndarray:
+    """``x`` as a C-contiguous array a kernel may overwrite: itself when it is one, else a copy."""
+    if type(x) is np.ndarray and x.flags.c_contiguous and x.flags.writeable:
+        return x
+    return np.array(x, order="C")
+
+
+def _write_in_place(units: list, live: set, outputs: list[Variable], candidates: dict) -> set[Variable]:
+    """Let updates overwrite the arrays of the shared values they replace, as the numpy code of a
+    training step does (``m *= beta1``): the Adam step of a network then writes no new arrays.
+
+    ``candidates`` maps an output to the leaf whose array it may take. A fused step gets a kernel
+    writing into the leaf's array when the leaf is read by nothing after it, neither directly
+    nor through a view (a transpose made earlier and read later), is not itself an output, and
+    the step reads it at every element (``writable_results``). Returns the leaves written."""
+    order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]
+    written: set[Variable] = set()
+    by_step: dict[int, dict] = {}
+    for out, leaf in candidates.items():
+        if outputs.count(out) != 1 or leaf in outputs or leaf in written:
+            continue
+        views, last = {leaf}, None
+        for k in order:
+            made, step = units[k]
+            if any(a in views for a in step.args):
+                last = k
+                if not (step.contiguous_out and (step.kernel or step.blas)):  # its results may be views
+                    views.update(made)
+        made, step = units[last] if last is not None else ((), None)
+        if out not in made or any(v in views for v in outputs) or sum(a in views for a in step.args) != 1:
+            continue
+        by_step.setdefault(last, {})[out] = leaf
+        written.add(leaf)
+    done: set[Variable] = set()
+    for k, wanted in by_step.items():
+        made, step = units[k]
+        node = made[0].owner
+        if step.outputs is not None or step.kernel is None:  # a streaming kernel, or not a loop kernel
+            continue
+        into = writable_results(node, wanted)
+        if into:
+            units[k] = (made, fused_step(node.op, node, into=into))
+            done.update(into.values())
+    return done
 
 
 def _passive_threads() -> None:
@@ -53,11 +99,11 @@ def _passive_threads() -> None:
 class Program:
     """What the backend built for one function: the driver, its kernels and their source."""
 
-    def __init__(self, leaves: list[Variable], outputs: list[Variable]):
+    def __init__(self, leaves: list[Variable], outputs: list[Variable], inplace: dict[int, int] | None = None):
         self.leaves, self.outputs = leaves, outputs
         names: dict[Variable, str] = {v: f"v{i}" for i, v in enumerate(leaves)}
         contiguous: set[Variable] = set()
-        env: dict[str, object] = {"np": np, "_ascontiguous": _contiguous}
+        env: dict[str, object] = {"np": np, "_ascontiguous": _contiguous, "_own": _own}
         lines: list[str] = []
         prologue: list[str] = []
         leaf_set = set(leaves)
@@ -90,6 +136,8 @@ class Program:
         # OpenBLAS's threads keep spinning after a product and numba's OpenMP threads after a
         # parallel loop: in one function they fight over the cores (the W2 training step took
         # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
+        candidates = {outputs[o]: leaves[k] for o, k in (inplace or {}).items()}
+        overwritten = _write_in_place(units, live, outputs, candidates) if candidates else set()
         uses_blas = any(step.blas for _, step in units)
         needed = [step.kernel for made, step in units if step.kernel is not None and any(v in live for v in made)]
         _passive_threads()
@@ -105,7 +153,7 @@ class Program:
                 text = name_of(v)
                 if step.contiguous_in and v not in contiguous:
                     if v in leaf_set:  # once, at the top of the driver
-                        prologue.append(f"    {text} = _ascontiguous({text})")
+                        prologue.append(f"    {text} = {'_own' if v in overwritten else '_ascontiguous'}({text})")
                         contiguous.add(v)
                     else:
                         text = f"_ascontiguous({text})"
@@ -126,6 +174,7 @@ class Program:
             if step.contiguous_out:
                 contiguous.update(made)
         results = [name_of(v) for v in outputs]
+        # Fresh: new arrays, and arrays of shared values a kernel overwrote (the update's own).
         fresh = {v for made, step in units if step.contiguous_out and (step.kernel or step.blas) for v in made}
         self.fresh_outputs = [v in fresh and outputs.count(v) == 1 for v in outputs]
         unpack = ", ".join(names[v] for v in leaves) + ("," if len(leaves) == 1 else "")
@@ -160,6 +209,9 @@ class Program:
             raise
 
 
-def compile(leaves: list[Variable], outputs: list[Variable]) -> Program:
-    """A callable ``run(values)`` evaluating ``outputs`` from one value per leaf."""
-    return Program(leaves, outputs)
+def compile(leaves: list[Variable], outputs: list[Variable], inplace: dict[int, int] | None = None) -> Program:
+    """A callable ``run(values)`` evaluating ``outputs`` from one value per leaf.
+
+    ``inplace`` maps output positions to leaf positions whose arrays the output may overwrite
+    (the shared values that updates replace); the caller guarantees nothing else holds them."""
+    return Program(leaves, outputs, inplace)

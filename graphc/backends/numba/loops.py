@@ -66,6 +66,10 @@ from numba import prange
 
 def _A(dtype, ndim):
     return nb.types.Array(dtype, ndim, "C", readonly=True)
+
+
+def _W(dtype, ndim):
+    return nb.types.Array(dtype, ndim, "C")
 """
 _VECTOR_CALL = re.compile(r"\bmath\.(" + "|".join(vmath.FUNCTIONS) + r")\(")
 
@@ -98,9 +102,11 @@ def literal(value: np.ndarray) -> str:
     return f"{CTOR[dtype]}({text})"
 
 
-def signature(types: list[TensorType]) -> str:
-    """The explicit numba signature of a kernel taking read-only C-contiguous arrays."""
-    return "(" + "".join(f"_A({NUMBA_DTYPE[t.dtype]}, {t.ndim}), " for t in types) + ")"
+def signature(types: list[TensorType], writable: frozenset[int] = frozenset()) -> str:
+    """The explicit numba signature of a kernel taking C-contiguous arrays, read-only except
+    the arguments at the positions in ``writable`` (results written in place)."""
+    kinds = ["_W" if k in writable else "_A" for k in range(len(types))]
+    return "(" + "".join(f"{kind}({NUMBA_DTYPE[t.dtype]}, {t.ndim}), " for kind, t in zip(kinds, types)) + ")"
 
 
 @dataclass
@@ -203,6 +209,7 @@ def fused_source(
     read_shapes: dict[int, tuple] | None = None,
     parallel: bool = False,
     rows: RowProducts | None = None,
+    into: dict[int, int] | None = None,
 ) -> tuple[str, list[int], bool]:
     """The source of ``def kernel(...)`` computing ``op``'s results, the input positions it takes
     and whether a ``prange`` version (asked for with ``parallel``) could pay off.
@@ -218,8 +225,13 @@ def fused_source(
 
     ``rows`` (1-D iteration spaces only) streams a matrix through the loop: see
     :class:`RowProducts`; the kernel then takes the matrix and the vector as two more arguments.
+
+    ``into`` maps result positions to input positions whose arrays the result overwrites (see
+    :func:`writes_into`): the kernel stores each element where it read the input's element, so
+    a shared variable's update needs no new array. The input is read and written through one
+    view: through two, LLVM could not rule out a partial overlap and would not vectorize.
     """
-    expect, read_shapes = expect or {}, read_shapes or {}
+    expect, read_shapes, into = expect or {}, read_shapes or {}, into or {}
     n = op.nin
     args = [p for p in range(n) if p not in inline and (rows is None or p != rows.dot)]
     dims = {p: inline.get(p, f"a{p}.reshape(1)[0]") for p in expect}
@@ -299,7 +311,9 @@ def fused_source(
     full = "(" + "".join(f"d{a}, " for a in range(rank)) + ")"
     for r in results:
         dtype = op.infer()[r.position].dtype
-        if r.reduce is None:
+        if r.position in into:
+            w(f"out{r.position} = a{into[r.position]}", f"o{r.position} = v{into[r.position]}")
+        elif r.reduce is None:
             w(
                 f"out{r.position} = np.empty({full}, {CTOR[dtype]})",
                 f"o{r.position} = out{r.position}.reshape({view([True] * cr)})",
@@ -448,3 +462,19 @@ def fused_source(
     w("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"))
     head = f"def kernel({', '.join([f'a{p}' for p in args] + (['m0', 'm1'] if rows else []))}):"
     return "\n".join([head] + w.lines), args, can_parallel
+
+
+def writes_into(op: Fused, position: int, p: int, read_shapes: dict[int, tuple] | None = None) -> bool:
+    """Whether result ``position`` of ``op`` can overwrite input ``p``'s array: an elementwise
+    result of the input's dtype, the input read at every element of the iteration space (no
+    broadcast axis, so each element is read once, in the iteration that writes it), and no
+    second sweep (logsumexp) that would read it again after the write."""
+    ref, reduce = op.results[position]
+    types, n = op._types, op.nin
+    space = types[n].shape if op.program else types[op.results[0][0]].shape
+    shape = (read_shapes or {}).get(p, op.in_types[p].shape)
+    if reduce is not None or any(r is not None and r.kind is LOGSUMEXP for _, r in op.results):
+        return False
+    if types[ref].dtype != op.in_types[p].dtype or len(shape) != len(space):
+        return False
+    return all(d != 1 or s == 1 for d, s in zip(shape, space))

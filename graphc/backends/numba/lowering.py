@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...graph import Constant, Node
+from ...graph import Constant, Node, Variable
 from ...ops.elementwise import Elementwise
 from ...ops.fused import Fused
 from ...ops.linalg import MatMul
@@ -64,6 +64,7 @@ class Step:
     threshold: int = 0  # the size from which the parallel version runs
     blas: bool = False  # it calls BLAS (whose threads must not meet parallel loops)
     outputs: list | None = None  # the variables it returns, when not just its node's outputs
+    writes: list = field(default_factory=list)  # arguments whose arrays it overwrites with results
 
 
 class _Later:
@@ -94,7 +95,7 @@ def make_kernel(
     flags = flags or "cache=True, error_model='numpy', nogil=True" + (", parallel=True" if parallel else "")
     decorated = f"@nb.njit({signature or loops.signature(types)}, {flags})\n{body}\n"
     text = loops.module_text(decorated)
-    return Kernel(name, text.split("\n\n\n")[-1], nodes, parallel, text)
+    return Kernel(name, text[text.index("@nb.njit") :], nodes, parallel, text)
 
 
 @functools.singledispatch
@@ -144,9 +145,12 @@ def _(op: Fused, node: Node) -> Step:
     return fused_step(op, node)
 
 
-def fused_step(op: Fused, node: Node, stream=None) -> Step:
+def fused_step(op: Fused, node: Node, stream=None, into: dict[int, Variable] | None = None) -> Step:
     """The kernel of a fused node; with ``stream`` (a :class:`streaming.Stream`), the kernel
-    that also computes the two matrix products around it in one pass over the matrix."""
+    that also computes the two matrix products around it in one pass over the matrix; with
+    ``into`` (result position -> one of the node's inputs), a kernel that writes those results
+    into the inputs' arrays, which the caller vouches are its own to overwrite (see
+    :func:`writable_results`)."""
     op, inputs, expect, read_shapes = unbroadcast(op, list(node.inputs))
     inline = {}
     for p, v in enumerate(inputs):
@@ -155,22 +159,25 @@ def fused_step(op: Fused, node: Node, stream=None) -> Step:
     rows = None
     if stream is not None:
         rows = loops.RowProducts(stream.dot, [stream.scatter], stream.last.outputs[0].dtype)
-    body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes, rows=rows)
+    positions = {k: inputs.index(v) for k, v in (into or {}).items()}
+    body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes, rows=rows, into=positions)
     types = [inputs[p].type for p in args]
     extra = [] if stream is None else list(stream.first.inputs)  # the matrix and the vector
-    kernel = make_kernel("fused", body, types + [v.type for v in extra], [node], False)
+    writable = frozenset(args.index(p) for p in positions.values())
+    signature = loops.signature(types + [v.type for v in extra], writable)
+    kernel = make_kernel("fused", body, [], [node], False, signature=signature)
     multi = len(op.results) > 1 or stream is not None
     step = Step(kernel, [inputs[p] for p in args] + extra, multi, kernel, True, True)
+    step.writes = [inputs[p] for p in positions.values()]
     if stream is not None:
         kernel.name = "rows"
         kernel.nodes = [stream.first, node, stream.last]
         step.outputs = list(node.outputs) + list(stream.last.outputs)
     if can_parallel:
-        all_types = types + [v.type for v in extra]
 
         def parallel_kernel() -> Kernel:
-            body = loops.fused_source(op, inline, expect, read_shapes, True, rows=rows)[0]
-            return make_kernel(kernel.name, body, all_types, kernel.nodes, True)
+            body = loops.fused_source(op, inline, expect, read_shapes, True, rows=rows, into=positions)[0]
+            return make_kernel(kernel.name, body, [], kernel.nodes, True, signature=signature)
 
         step.parallel = _Later(parallel_kernel)
         step.threshold = loops.parallel_threshold(op)
@@ -179,6 +186,24 @@ def fused_step(op: Fused, node: Node, stream=None) -> Step:
             len(args) if stream else max(range(len(args)), key=lambda k: sum(d != 1 for d in types[k].shape))
         )
     return step
+
+
+def writable_results(node: Node, candidates: dict[Variable, Variable]) -> dict[int, Variable]:
+    """Which results of a fused ``node`` can be written into an input's array: ``candidates``
+    maps a result to the input whose array may take it (a shared variable's value it updates).
+    The caller checks that nothing reads the input after this node."""
+    op = node.op
+    if type(op) is not Fused:
+        return {}
+    op, inputs, _, read_shapes = unbroadcast(op, list(node.inputs))
+    found = {}
+    for k, v in enumerate(node.outputs):
+        target = candidates.get(v)
+        if target is None or target not in inputs or target in found.values():
+            continue
+        if loops.writes_into(op, k, inputs.index(target), read_shapes):
+            found[k] = target
+    return found
 
 
 @lower.register
@@ -229,43 +254,52 @@ def _(op: DimShuffle, node: Node) -> Step:
     return Step(dimshuffle, list(node.inputs), multi=False)
 
 
-# ----- softmax and its cross-entropy: one pass per row, rows in parallel ------------------------
-# The row's maximum (NaN-propagating, as NumPy's), shared by both kernels.
-_ROW_MAX = """m = -math.inf
+# ----- softmax and its cross-entropy: rows in parallel ------------------------------------------
+# Three sweeps: each row's maximum (NaN-propagating, as NumPy's) and shifted values, then the
+# exponentials of the whole block in one loop with no reduction in it, which LLVM vectorizes
+# (libmvec, docs/numba.md), then each row's sum and result. Rows of a classifier are short (10
+# classes): a per-row exp loop would run in scalar remainder code, one libm call per element
+# (the W2 step's two row kernels took 64 us for 128 x 10 that way).
+_SHIFT = """rows, n = a0.shape
+    shifted = np.empty((rows, n), {T})
+    for r in {loop}(rows):
+        m = -math.inf
         for j in range(n):
             v = {T}(a0[r, j])
             if v > m or v != v:
-                m = v"""
+                m = v
+        for j in range(n):
+            shifted[r, j] = {T}(a0[r, j]) - m
+    flat = shifted.reshape(rows * n)
+    e = np.empty((rows, n), {T})
+    flat_e = e.reshape(rows * n)
+    for i in {loop}(rows * n):
+        flat_e[i] = {T}(math.exp(flat[i]))"""
 _SOFTMAX = """def kernel(a0):
-    rows, n = a0.shape
-    out = np.empty((rows, n), {T})
+    {shift}
     for r in {loop}(rows):
-        {max}
         s = 0.0
         for j in range(n):
-            e = {T}(math.exp({T}(a0[r, j]) - m))
-            out[r, j] = e
-            s += e
+            s += e[r, j]
         {finish}
-    return out"""
+    return {result}"""
 _FINISH_SOFTMAX = """for j in range(n):
-            out[r, j] = {T}(out[r, j] / s)"""
+            e[r, j] = {T}(e[r, j] / s)"""
 _FINISH_LOG = """ls = math.log(s)
         for j in range(n):
-            out[r, j] = {T}(({T}(a0[r, j]) - m) - ls)"""
+            shifted[r, j] = {T}(shifted[r, j] - ls)"""
 
 _CROSS_ENTROPY = """def kernel(a0, a1):
-    rows, n = a0.shape
+    {shift}
     out = np.empty(rows, {T})
     for r in {loop}(rows):
-        {max}
         s = 0.0
         for j in range(n):
-            s += math.exp({T}(a0[r, j]) - m)
+            s += e[r, j]
         ls = {T}(math.log(s))
         total = 0.0
         for j in range(n):
-            total += {T}(a1[r, j]) * ((({T}(a0[r, j]) - m)) - ls)
+            total += {T}(a1[r, j]) * (shifted[r, j] - ls)
         out[r] = {T}(-total)
     return out"""
 
@@ -277,13 +311,13 @@ def _rows(x: np.ndarray, axis: int) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
 
 
-def _row_kernel(template: str, node: Node, arity: int, finish: str = "") -> Kernel:
+def _row_kernel(template: str, node: Node, arity: int, finish: str = "", result: str = "") -> Kernel:
     dtype = node.outputs[0].dtype
     ctor = loops.CTOR[dtype]
     types = [TensorType(v.dtype, (None, None)) for v in node.inputs[:arity]]
     size = [v.type.shape for v in node.inputs]
     big = any(None in s for s in size) or max(int(np.prod(s)) for s in size) >= loops.PARALLEL_THRESHOLD
-    body = template.replace("{max}", _ROW_MAX).replace("{finish}", finish)
+    body = template.replace("{shift}", _SHIFT).replace("{finish}", finish).replace("{result}", result)
     body = body.replace("{loop}", "prange" if big else "range").replace("{T}", ctor)
     return make_kernel(node.op.name, body, types, [node], parallel=big)
 
@@ -291,7 +325,7 @@ def _row_kernel(template: str, node: Node, arity: int, finish: str = "") -> Kern
 @lower.register
 def _(op: Softmax, node: Node) -> Step:
     finish = (_FINISH_LOG if op.log else _FINISH_SOFTMAX).replace("{T}", loops.CTOR[node.outputs[0].dtype])
-    kernel = _row_kernel(_SOFTMAX, node, 1, finish)
+    kernel = _row_kernel(_SOFTMAX, node, 1, finish, "shifted" if op.log else "e")
     axis = op.axis
 
     def softmax(x):
