@@ -27,15 +27,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import gc
 import importlib.metadata
 import importlib.util
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -74,6 +77,14 @@ def parser(doc: str) -> argparse.ArgumentParser:
         default=None,
         help="run every library on N threads, pinned to N cores (thread variables set, process restarted); "
         "default: the libraries' own defaults (all cores). --threads 1 is steadier on a busy machine",
+    )
+    p.add_argument("--row", default=None, help=argparse.SUPPRESS)  # run_cases: the one row a child process times
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="scripts that time each row in a fresh process: how many processes per row, the median kept "
+        "(default 3, --quick 1)",
     )
     p.add_argument(
         "--budget",
@@ -458,13 +469,18 @@ class Table:
         return "\n".join(out)
 
 
+def prepare_process() -> str:
+    """What every process that times rows sets up first; returns the allocator's line for the header."""
+    configure_pytensor()  # before anything imports PyTensor
+    return steady_malloc()
+
+
 class Report:
     """The tables of one script run: printed as text as they complete, and as Markdown at the end if asked."""
 
     def __init__(self, title: str, args: argparse.Namespace):
         self.args = args
-        configure_pytensor()  # before anything imports PyTensor
-        allocator = steady_malloc()
+        allocator = prepare_process()
         self.header = header(title, args.quick) + [allocator]
         self.tables: list[Table] = []
         self.started = time.perf_counter()
@@ -556,6 +572,65 @@ def run_case(
     if extra is not None:
         cells.update(extra(timing))
     return table.add(name, timing, note=note, **cells)
+
+
+ROW_MARK = "BENCHROW "
+
+
+def run_cases(
+    table: Table,
+    cases: list[tuple[str, Callable | None, str]],
+    *,
+    args: argparse.Namespace,
+    check: Callable[[object, Callable[[], object]], str] | None = None,
+    extra: Callable[[Timing], dict[str, str]] | None = None,
+) -> Table:
+    """``run_case`` for each ``(name, make, note)``, each in a fresh process of this script (``--row NAME``).
+
+    In one process a row pays for what the rows before it left behind: thread pools of XLA, PyTorch, OpenBLAS
+    or numba's OpenMP still spinning or sized for another library, the allocator's state. numpy, timed first,
+    met a quiet process and every later row did not: in one W2 run graphc's step took 2.65 ms after the peers'
+    rows and 1.30 ms in a process without them; timing the rows in rounds in one process made several of them
+    10 to 30 times slower. A user runs one framework per process, so each row gets its own. Fresh processes of
+    one row still differ (graphc's W2 step took 1.2 to 2.5 ms in six processes, the same code each time), so a
+    row runs in ``--processes`` of them (default 3) and keeps the one with the median time.
+    """
+    if args.row is not None:  # the child: time one row, print it for the parent
+        prepare_process()
+        for name, make, note in cases:
+            if name == args.row:
+                row = run_case(table, name, make, args=args, check=check, extra=extra, note=note)
+                print(ROW_MARK + json.dumps(dataclasses.asdict(row)), flush=True)
+        return table
+    runs = args.processes or (1 if args.quick else 3)
+    for name, make, _ in cases:
+        reason = skip_reason(args, name)
+        if reason or make is None:
+            table.add(name, note=reason or "not available")
+            continue
+        rows, failure = [], None
+        for _ in range(runs):
+            proc = subprocess.run(
+                [sys.executable, sys.argv[0], *sys.argv[1:], "--row", name], capture_output=True, text=True
+            )
+            line = next((x for x in proc.stdout.splitlines() if x.startswith(ROW_MARK)), None)
+            if line is None:
+                sys.stderr.write(proc.stderr[-4000:])
+                failure = f"failed: its process exited with status {proc.returncode}"
+                break
+            rows.append(json.loads(line[len(ROW_MARK) :]))
+        timed = [r for r in rows if r["timing"]]
+        if failure or not timed:
+            table.add(name, note=failure or rows[0]["note"])
+            continue
+        timed.sort(key=lambda r: r["timing"]["median"])
+        row = timed[len(timed) // 2]  # the process with the median time
+        note = row["note"]
+        if len(timed) > 1:
+            medians = ", ".join(format_seconds(r["timing"]["median"]) for r in timed)
+            note = (note + "; " if note else "") + f"median of {len(timed)} processes ({medians})"
+        table.add(name, Timing(**row["timing"]), note=note, **row["extra"])
+    return table
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ bias-corrected: p -= lr/(1 - b1^t) * m / (sqrt(v/(1 - b2^t)) + eps), as torch.op
 * PyTorch: torch.optim.Adam, eager, and torch.compile (the loss function compiled, backward through
   AOTAutograd, and optimizer.step compiled).
 
+Each row runs in a fresh process of this script (common.run_cases): in one process, a row paid for the thread
+pools and allocator state the rows before it left, and numpy, timed first, did not.
+
 The check column: each implementation runs two steps from the initial state before timing; the losses they return
 (the second one is computed with the parameters after one Adam step) are compared with numpy's (max relative
 error, must be below 1e-4). The timed calls then keep training from there.
@@ -36,7 +39,7 @@ from common import (
     parse_args,
     parser,
     pytensor_c_note,
-    run_case,
+    run_cases,
     set_torch_threads,
 )
 
@@ -320,23 +323,23 @@ def main(argv=None) -> None:
         return check_text(err, TOL)
 
     table = Table("W2 training step, batch 128", extra_columns=["check", "steps/s", FIRST_CALL])
-    for name, make, note in implementations(params, x, labels, targets):
-        run_case(
-            table,
-            name,
-            make,
-            args=args,
-            check=check,
-            extra=lambda timing: {"steps/s": f"{1 / timing.median:.0f}"},
-            note=note,
-        )
+    run_cases(
+        table,
+        implementations(params, x, labels, targets),
+        args=args,
+        check=check,
+        extra=lambda timing: {"steps/s": f"{1 / timing.median:.0f}"},
+    )
+    if args.row is not None:
+        return
     report.show(table)
     report.finish(
         [
             f"losses of the first two steps (numpy): {want[0]:.6f}, {want[1]:.6f}",
             "vs numpy: median time / numpy's median time (below 1 is faster than numpy); "
             "spread: (slowest - fastest repeat) / median.",
-            "runs: repeats x calls per repeat, after the two checked steps (the first compiles).",
+            "runs: repeats x calls per repeat, after the two checked steps (the first compiles); each row in a "
+            "fresh process (common.run_cases).",
         ]
     )
 
