@@ -591,9 +591,10 @@ def run_cases(
     or numba's OpenMP still spinning or sized for another library, the allocator's state. numpy, timed first,
     met a quiet process and every later row did not: in one W2 run graphc's step took 2.65 ms after the peers'
     rows and 1.30 ms in a process without them; timing the rows in rounds in one process made several of them
-    10 to 30 times slower. A user runs one framework per process, so each row gets its own. Fresh processes of
-    one row still differ (graphc's W2 step took 1.2 to 2.5 ms in six processes, the same code each time), so a
-    row runs in ``--processes`` of them (default 3) and keeps the one with the median time.
+    10 to 30 times slower. A user runs one framework per process, so each row gets its own. The machine has
+    noisy minutes (a numpy process at 3.6 ms and the next graphc one at 2.5 ms, between runs at 1.7-2.3 and
+    1.2-1.3 ms), so rows run in ``--processes`` rounds (default 3), one process of every row per round, and
+    each row keeps the process with its median time.
     """
     if args.row is not None:  # the child: time one row, print it for the parent
         prepare_process()
@@ -603,27 +604,31 @@ def run_cases(
                 print(ROW_MARK + json.dumps(dataclasses.asdict(row)), flush=True)
         return table
     runs = args.processes or (1 if args.quick else 3)
-    for name, make, _ in cases:
-        reason = skip_reason(args, name)
-        if reason or make is None:
-            table.add(name, note=reason or "not available")
-            continue
-        rows, failure = [], None
-        for _ in range(runs):
+    active = [(name, make) for name, make, _ in cases if not skip_reason(args, name) and make is not None]
+    results: dict[str, list[dict]] = {name: [] for name, _ in active}
+    failures: dict[str, str] = {}
+    for _ in range(runs):  # rounds: one process of each row, so a noisy minute hits every row alike
+        for name, _ in active:
+            if name in failures:
+                continue
             proc = subprocess.run(
                 [sys.executable, sys.argv[0], *sys.argv[1:], "--row", name], capture_output=True, text=True
             )
             line = next((x for x in proc.stdout.splitlines() if x.startswith(ROW_MARK)), None)
             if line is None:
                 sys.stderr.write(proc.stderr[-4000:])
-                failure = f"failed: its process exited with status {proc.returncode}"
-                break
-            rows.append(json.loads(line[len(ROW_MARK) :]))
-        timed = [r for r in rows if r["timing"]]
-        if failure or not timed:
-            table.add(name, note=failure or rows[0]["note"])
+                failures[name] = f"failed: its process exited with status {proc.returncode}"
+            else:
+                results[name].append(json.loads(line[len(ROW_MARK) :]))
+    for name, make, _ in cases:
+        reason = skip_reason(args, name)
+        if reason or make is None:
+            table.add(name, note=reason or "not available")
             continue
-        timed.sort(key=lambda r: r["timing"]["median"])
+        timed = sorted((r for r in results[name] if r["timing"]), key=lambda r: r["timing"]["median"])
+        if name in failures or not timed:
+            table.add(name, note=failures.get(name) or results[name][0]["note"])
+            continue
         row = timed[len(timed) // 2]  # the process with the median time
         note = row["note"]
         if len(timed) > 1:
