@@ -245,7 +245,8 @@ class SharedVariable(Variable):
     The numba backend writes an update into the variable's own array where it can (as
     ``m *= beta1`` would), so the array ``get_value(borrow=True)`` returns, or the one given to
     ``set_value(..., borrow=True)``, may change when a function updates the variable, as in
-    Theano. ``get_value()`` returns a copy that never changes.
+    Theano, even within that call (lend it as an ordinary argument too, and later steps read the
+    new value). ``get_value()`` returns a copy that never changes.
     """
 
     __slots__ = ("_value", "device", "_host_stale")

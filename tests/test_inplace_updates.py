@@ -139,3 +139,39 @@ def test_big_updates_take_the_parallel_kernel_in_place(dtype):
         runs[backend] = p.get_value()
     assert any(k.parallel and "_W(" in k.source for k in fn.kernels)
     np.testing.assert_allclose(runs["numba"], runs["numpy"], rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_a_constant_update_is_not_overwritten_by_another_function():
+    """An update to a constant makes the variable hold the constant's value; a second function
+    updating the variable in place must not write into the first function's constant."""
+    for backend in ("numpy", "numba"):
+        m = gc.shared(np.ones(3), name="m")
+        reset = gc.function([], [], updates={m: gc.zeros_like(m)}, backend=backend)
+        step = gc.function([], [], updates={m: m * 0.9 + 1}, backend=backend)
+        reset()
+        step()
+        reset()
+        np.testing.assert_array_equal(m.get_value(), np.zeros(3))
+
+
+def test_constant_outputs_are_copies():
+    c = gc.constant(np.arange(3.0))
+    f = gc.function([], [c, c * 1], optimize="none")
+    first = f()[0]
+    first[:] = -1
+    np.testing.assert_array_equal(f()[0], np.arange(3.0))
+
+
+def test_a_call_that_fails_leaves_the_shared_values_as_they_were():
+    """The steps that overwrite shared values run after every step that does not need them, so
+    an error in another step (an index out of range) happens before any write."""
+    for backend in ("numpy", "numba"):
+        w = gc.shared(np.arange(3.0), name="w")
+        v = gc.shared(np.zeros(2), name="v")
+        idx = gc.vector("idx", dtype="int64", shape=(2,))
+        f = gc.function([idx], [], updates={w: w * 2, v: v + gc.take(gc.constant(np.ones(3)), idx)}, backend=backend)
+        with pytest.raises(gc.EvaluationError):
+            f(np.array([0, 5]))
+        np.testing.assert_array_equal(w.get_value(), np.arange(3.0))
+        f(np.array([0, 2]))
+        np.testing.assert_array_equal(w.get_value(), np.arange(3.0) * 2)

@@ -196,6 +196,17 @@ def test_length_mismatch_gets_the_numpy_backends_error():
         assert "add" in str(info.value) and "test_numba_backend.py" in str(info.value)
 
 
+def test_a_static_length_no_input_fixes_is_checked():
+    """broadcast_to(w, (4, 3)) of a w whose first length is unknown: a kernel reading w in place
+    of the broadcast must not iterate over w's own length (it returned shape (1, 3))."""
+    w = gc.matrix("w", shape=(None, 3))
+    for backend in ("numba", "numpy"):
+        f = gc.function([w], gc.broadcast_to(w, (4, 3)) * 2, backend=backend)
+        np.testing.assert_array_equal(f(np.ones((4, 3))), np.full((4, 3), 2.0))
+        with pytest.raises(gc.EvaluationError, match="broadcast"):
+            f(np.ones((1, 3)))
+
+
 @pytest.mark.parametrize(
     "build",
     [

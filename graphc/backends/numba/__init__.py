@@ -47,33 +47,39 @@ def _own(x) -> np.ndarray:
     return np.array(x, order="C")
 
 
-def _write_in_place(units: list, live: set, outputs: list[Variable], candidates: dict) -> set[Variable]:
+def _write_in_place(units: list, live: set, outputs: list[Variable], candidates: dict) -> tuple[set, dict]:
     """Let updates overwrite the arrays of the shared values they replace, as the numpy code of a
     training step does (``m *= beta1``): the Adam step of a network then writes no new arrays.
 
     ``candidates`` maps an output to the leaf whose array it may take. A fused step gets a kernel
     writing into the leaf's array when the leaf is read by nothing after it, neither directly
     nor through a view (a transpose made earlier and read later), is not itself an output, and
-    the step reads it at every element (``writable_results``). Returns the leaves written."""
+    the step reads it at every element (``writable_results``). Returns the leaves written, and
+    for each step that writes one, the steps that read the leaf or a view of it (they must run
+    before it)."""
     order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]
     written: set[Variable] = set()
     by_step: dict[int, dict] = {}
+    readers: dict[int, set[int]] = {}
     for out, leaf in candidates.items():
         if outputs.count(out) != 1 or leaf in outputs or leaf in written:
             continue
-        views, last = {leaf}, None
+        views, last, reading = {leaf}, None, set()
         for k in order:
             made, step = units[k]
             if any(a in views for a in step.args):
                 last = k
+                reading.add(k)
                 if not (step.contiguous_out and (step.kernel or step.blas)):  # its results may be views
                     views.update(made)
         made, step = units[last] if last is not None else ((), None)
         if out not in made or any(v in views for v in outputs) or sum(a in views for a in step.args) != 1:
             continue
         by_step.setdefault(last, {})[out] = leaf
+        readers.setdefault(last, set()).update(reading - {last})
         written.add(leaf)
     done: set[Variable] = set()
+    writers: dict[int, set[int]] = {}
     for k, wanted in by_step.items():
         made, step = units[k]
         node = made[0].owner
@@ -83,6 +89,25 @@ def _write_in_place(units: list, live: set, outputs: list[Variable], candidates:
         if into:
             units[k] = (made, fused_step(node.op, node, into=into))
             done.update(into.values())
+            writers[k] = readers[k]
+    return done, writers
+
+
+def _writes_last(units: list, live: set, writers: dict[int, set[int]]) -> list[int]:
+    """The order of the live steps: every step that overwrites a shared value as late as its
+    results allow (after the steps reading the old value, and after every other step that does
+    not need its results), so that a call failing in some other step leaves the shared values as
+    they were, as the numpy backend does."""
+    order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]
+    producer = {v: k for k in order for v in units[k][0]}
+    waits = {k: {producer[a] for a in units[k][1].args if a in producer} | writers.get(k, set()) for k in order}
+    done: list[int] = []
+    placed: set[int] = set()
+    while len(done) < len(order):
+        ready = [k for k in order if k not in placed and waits[k] <= placed]
+        k = next((k for k in ready if k not in writers), ready[0])
+        done.append(k)
+        placed.add(k)
     return done
 
 
@@ -113,8 +138,10 @@ class Program:
         def name_of(v: Variable) -> str:
             if v not in names:
                 names[v] = f"v{len(names)}"
-                if isinstance(v, Constant):  # a private writable copy: kernels take plain arrays
-                    env[names[v]] = np.array(v.value)
+                if isinstance(v, Constant):  # read-only, as the graph's: a call returning it hands out a copy
+                    value = _contiguous(v.value)
+                    value.setflags(write=False)
+                    env[names[v]] = value
                     contiguous.add(v)
             return names[v]
 
@@ -137,16 +164,15 @@ class Program:
         # parallel loop: in one function they fight over the cores (the W2 training step took
         # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
         candidates = {outputs[o]: leaves[k] for o, k in (inplace or {}).items()}
-        overwritten = _write_in_place(units, live, outputs, candidates) if candidates else set()
+        overwritten, writers = _write_in_place(units, live, outputs, candidates) if candidates else (set(), {})
         uses_blas = any(step.blas for _, step in units)
         needed = [step.kernel for made, step in units if step.kernel is not None and any(v in live for v in made)]
         _passive_threads()
         cache.load_all([k.text for k in needed])  # compiles what is not cached, two at a time
         for kernel in needed:
             kernel.load()
-        for k, (made, step) in enumerate(units):
-            if not any(v in live for v in made):
-                continue
+        for k in _writes_last(units, live, writers):
+            made, step = units[k]
             env[f"op{k}"] = step.call.fn if isinstance(step.call, Kernel) else step.call
             args = []
             for v in step.args:

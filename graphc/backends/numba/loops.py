@@ -265,6 +265,11 @@ def fused_source(
             length.append(str(space[a]))  # only broadcast inputs: a fixed length (or 1)
     for a in range(rank):
         w(f"d{a} = {length[a]}")
+        # A static length that no input's type fixes (``broadcast_to(x, (4, 3))`` of an x whose
+        # first length is unknown): the run-time length must be that one, or x does not broadcast.
+        static = [read_shapes.get(p, op.in_types[p].shape)[aligned(p, a)[1]] for p in reading if aligned(p, a)[0]]
+        if space[a] not in (None, 1) and static and all(d is None for d in static):
+            w(f"if d{a} != {space[a]}:", "    raise ValueError('operand lengths differ')")
     for q, a in expect.items():
         if length[a] != dims[q]:
             w(f"if {dims[q]} != d{a}:", "    raise ValueError('broadcast length differs')")
