@@ -16,6 +16,7 @@ failed, that is a graphc bug and the original error is raised with a note saying
 from __future__ import annotations
 
 import builtins
+import heapq
 import os
 
 import numpy as np
@@ -99,15 +100,27 @@ def _writes_last(units: list, live: set, writers: dict[int, set[int]]) -> list[i
     not need its results), so that a call failing in some other step leaves the shared values as
     they were, as the numpy backend does."""
     order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]
+    if not writers:
+        return order
     producer = {v: k for k in order for v in units[k][0]}
     waits = {k: {producer[a] for a in units[k][1].args if a in producer} | writers.get(k, set()) for k in order}
+    unblocks: dict[int, list[int]] = {k: [] for k in order}
+    for k, before in waits.items():
+        for j in before:
+            unblocks[j].append(k)
+    pending = {k: len(before) for k, before in waits.items()}
+    ready: tuple[list[int], list[int]] = ([], [])  # heaps of step indices: others first, then writers
+    for k in order:
+        if not pending[k]:
+            heapq.heappush(ready[k in writers], k)
     done: list[int] = []
-    placed: set[int] = set()
-    while len(done) < len(order):
-        ready = [k for k in order if k not in placed and waits[k] <= placed]
-        k = next((k for k in ready if k not in writers), ready[0])
+    while ready[0] or ready[1]:
+        k = heapq.heappop(ready[0] if ready[0] else ready[1])
         done.append(k)
-        placed.add(k)
+        for j in unblocks[k]:
+            pending[j] -= 1
+            if not pending[j]:
+                heapq.heappush(ready[j in writers], j)
     return done
 
 
