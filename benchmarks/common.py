@@ -604,7 +604,8 @@ def run_cases(
                 print(ROW_MARK + json.dumps(dataclasses.asdict(row)), flush=True)
         return table
     runs = args.processes or (1 if args.quick else 3)
-    active = [(name, make) for name, make, _ in cases if not skip_reason(args, name) and make is not None]
+    skipped = {name: skip_reason(args, name) or ("not available" if make is None else None) for name, make, _ in cases}
+    active = [(name, make) for name, make, _ in cases if not skipped[name]]
     results: dict[str, list[dict]] = {name: [] for name, _ in active}
     failures: dict[str, str] = {}
     for _ in range(runs):  # rounds: one process of each row, so a noisy minute hits every row alike
@@ -620,10 +621,9 @@ def run_cases(
                 failures[name] = f"failed: its process exited with status {proc.returncode}"
             else:
                 results[name].append(json.loads(line[len(ROW_MARK) :]))
-    for name, make, _ in cases:
-        reason = skip_reason(args, name)
-        if reason or make is None:
-            table.add(name, note=reason or "not available")
+    for name, _, _ in cases:
+        if skipped[name]:
+            table.add(name, note=skipped[name])
             continue
         timed = sorted((r for r in results[name] if r["timing"]), key=lambda r: r["timing"]["median"])
         if name in failures or not timed:

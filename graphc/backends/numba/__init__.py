@@ -48,17 +48,17 @@ def _own(x) -> np.ndarray:
     return np.array(x, order="C")
 
 
-def _write_in_place(units: list, live: set, outputs: list[Variable], candidates: dict) -> tuple[set, dict]:
+def _write_in_place(units: list, order: list[int], outputs: list[Variable], candidates: dict) -> tuple[set, dict]:
     """Let updates overwrite the arrays of the shared values they replace, as the numpy code of a
     training step does (``m *= beta1``): the Adam step of a network then writes no new arrays.
 
-    ``candidates`` maps an output to the leaf whose array it may take. A fused step gets a kernel
+    ``order`` lists the live steps in topological order; ``candidates`` maps an output to the
+    leaf whose array it may take. A fused step gets a kernel
     writing into the leaf's array when the leaf is read by nothing after it, neither directly
     nor through a view (a transpose made earlier and read later), is not itself an output, and
     the step reads it at every element (``writable_results``). Returns the leaves written, and
     for each step that writes one, the steps that read the leaf or a view of it (they must run
     before it)."""
-    order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]
     written: set[Variable] = set()
     by_step: dict[int, dict] = {}
     readers: dict[int, set[int]] = {}
@@ -94,12 +94,11 @@ def _write_in_place(units: list, live: set, outputs: list[Variable], candidates:
     return done, writers
 
 
-def _writes_last(units: list, live: set, writers: dict[int, set[int]]) -> list[int]:
+def _writes_last(units: list, order: list[int], writers: dict[int, set[int]]) -> list[int]:
     """The order of the live steps: every step that overwrites a shared value as late as its
     results allow (after the steps reading the old value, and after every other step that does
     not need its results), so that a call failing in some other step leaves the shared values as
     they were, as the numpy backend does."""
-    order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]
     if not writers:
         return order
     producer = {v: k for k in order for v in units[k][0]}
@@ -176,15 +175,16 @@ class Program:
         # OpenBLAS's threads keep spinning after a product and numba's OpenMP threads after a
         # parallel loop: in one function they fight over the cores (the W2 training step took
         # 25 ms instead of 5.4 ms). A function with matrix products runs its loops serially.
+        order = [k for k, (made, _) in enumerate(units) if any(v in live for v in made)]  # the live steps
         candidates = {outputs[o]: leaves[k] for o, k in (inplace or {}).items()}
-        overwritten, writers = _write_in_place(units, live, outputs, candidates) if candidates else (set(), {})
+        overwritten, writers = _write_in_place(units, order, outputs, candidates) if candidates else (set(), {})
         uses_blas = any(step.blas for _, step in units)
-        needed = [step.kernel for made, step in units if step.kernel is not None and any(v in live for v in made)]
+        needed = [units[k][1].kernel for k in order if units[k][1].kernel is not None]
         _passive_threads()
         cache.load_all([k.text for k in needed])  # compiles what is not cached, two at a time
         for kernel in needed:
             kernel.load()
-        for k in _writes_last(units, live, writers):
+        for k in _writes_last(units, order, writers):
             made, step = units[k]
             env[f"op{k}"] = step.call.fn if isinstance(step.call, Kernel) else step.call
             args = []

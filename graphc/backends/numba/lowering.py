@@ -64,7 +64,6 @@ class Step:
     threshold: int = 0  # the size from which the parallel version runs
     blas: bool = False  # it calls BLAS (whose threads must not meet parallel loops)
     outputs: list | None = None  # the variables it returns, when not just its node's outputs
-    writes: list = field(default_factory=list)  # arguments whose arrays it overwrites with results
 
 
 class _Later:
@@ -168,7 +167,6 @@ def fused_step(op: Fused, node: Node, stream=None, into: dict[int, Variable] | N
     kernel = make_kernel("fused", body, [], [node], False, signature=signature)
     multi = len(op.results) > 1 or stream is not None
     step = Step(kernel, [inputs[p] for p in args] + extra, multi, kernel, True, True)
-    step.writes = [inputs[p] for p in positions.values()]
     if stream is not None:
         kernel.name = "rows"
         kernel.nodes = [stream.first, node, stream.last]
