@@ -297,6 +297,35 @@ def test_a_second_process_loads_kernels_from_the_cache(tmp_path):
     assert list(tmp_path.rglob("k*.py")) and list(tmp_path.rglob("*.nbc"))
 
 
+QUICK_LOAD_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, graphc as gc
+    from numba.core.caching import Cache
+    before = Cache.load_overload
+    x = gc.vector("x")
+    f = gc.function([x], [gc.sum(gc.tanh(x) * 3.5 - x), gc.exp(x) + 7.25], backend="numba")
+    a = np.linspace(-1, 1, 11)
+    assert abs(f(a)[0] - np.sum(np.tanh(a) * 3.5 - a)) < 1e-12
+    print("numba.np.linalg" in sys.modules, Cache.load_overload is before)
+    g = gc.function([x], gc.cos(x) * 0.125, backend="numba")  # not cached: compiled in this process
+    assert np.allclose(g(a), np.cos(a) * 0.125, rtol=1e-15)
+    """
+)
+
+
+def test_a_cached_load_does_not_refresh_numbas_target_context(tmp_path):
+    """Loading compiled kernels skips numba's context refresh (it imports all of numba's NumPy
+    implementations, numba.np.linalg among them: 0.2 s of a warm start); compiling afterwards
+    in the same process still works, and numba's own cache class is left as it was."""
+    run_script(tmp_path)
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path))
+    run = subprocess.run(
+        [sys.executable, "-c", QUICK_LOAD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "True"]
+
+
 @pytest.mark.parametrize("damage", ["truncate_machine_code", "garble_index", "truncate_source", "garble_source"])
 def test_damaged_cache_entries_are_rebuilt(tmp_path, damage):
     _, compiled = run_script(tmp_path)
