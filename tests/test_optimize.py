@@ -256,6 +256,35 @@ def test_mlp_adam_step_leaves_no_elementwise_op_unfused():
     assert losses[-1] < first  # Adam is training
 
 
+def test_relu_gradient_mask_is_computed_where_it_is_used():
+    """The forward kernel of a ReLU layer writes only the activation; the mask o > 0 that its
+    gradient needs sinks into the backward kernel, which reads the activation instead."""
+    X, t, loss, updates = mlp_adam_step()
+    f = gc.function([X, t], loss, updates=updates)
+    first = kernels(f)[0]  # bias add and ReLU of the first layer, right after X @ W1
+    assert [op.name for op, _ in first.op.program] == ["add", "relu"] and len(first.outputs) == 1
+    activation = first.outputs[0]
+    readers = [k for k in kernels(f) if activation in k.inputs]
+    assert any("gt" in [op.name for op, _ in k.op.program] for k in readers)
+    assert sum(r.fired["sink_into_consumer"] for r in f.optimization_report().records) >= 2
+
+
+def test_sinking_never_makes_a_kernel_read_more_arrays():
+    """exp(a) * b is read only by a later group (the add, which waits for a product of exp(a)):
+    computed there, it would make that group read exp(a) and b instead of one array, so it
+    stays where it is."""
+    a, b = gc.vector("a", shape=(8,)), gc.vector("b", shape=(8,))
+    w = gc.matrix("w", shape=(8, 8))
+    m = gc.exp(a) * b
+    y = m + gc.exp(a) @ w
+    f = gc.function([a, b, w], y)
+    (first,) = [k for k in kernels(f) if "exp" in [op.name for op, _ in k.op.program]]
+    assert [op.name for op, _ in first.op.program] == ["exp", "mul"]
+    assert sum(r.fired["sink_into_consumer"] for r in f.optimization_report().records) == 0
+    values = [np.linspace(0, 1, 8), np.linspace(1, 2, 8), np.eye(8) * 0.5]
+    np.testing.assert_allclose(f(*values), gc.function([a, b, w], y, optimize="none")(*values), rtol=1e-14)
+
+
 def test_report_lists_each_pass_with_counts_and_time():
     x1, x2, y = lecture()
     z, report = gc.optimize([y, *gc.grad(y, [x1, x2])], report=True)

@@ -425,7 +425,10 @@ relu = Elementwise(
     _relu,
     accepts=_NUM,
     doc="max(x, 0)",
-    d=(lambda x, o: _indicator(x > 0, o),),
+    # From the output (o > 0 exactly where x > 0, NaN included), as PyTorch's threshold_backward
+    # does: a network's backward pass then reads the activations it keeps anyway, and the
+    # forward pass writes no separate mask.
+    d=(lambda x, o: _indicator(o > 0, o),),
     sympy=lambda x: _sp().Max(x, 0),
     kernel="({0} if ({0} > 0 or {0} != {0}) else {T}(0))",
 )

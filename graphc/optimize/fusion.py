@@ -5,9 +5,12 @@
    unless that would make a cycle (a path leaving a group and coming back through other ops).
    Within a group every node has the same static shape, and since unknown dimensions never
    broadcast, the same run-time shape: one loop nest runs the whole group.
-2. Reductions absorb their producer: ``sum(f(x))`` joins the group of ``f(x)`` as a reduced
+2. Sinking: a member that only one later group reads moves into that group when it reads
+   nothing the first group would not write anyway (relu's gradient mask ``o > 0`` is then
+   computed in the backward kernel from the activation ``o``, not written by the forward one).
+3. Reductions absorb their producer: ``sum(f(x))`` joins the group of ``f(x)`` as a reduced
    result, so it is one kernel.
-3. Each group becomes one multi-output node with its scalar program; its results are the
+4. Each group becomes one multi-output node with its scalar program; its results are the
    members used outside it and its reductions. There is no cap on the number of operands.
 """
 
@@ -108,6 +111,8 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
             if a is not b and _acyclic(nodes, group_of, (a, b)):
                 merge(a, b) if len(a.members) >= len(b.members) else merge(b, a)
 
+    _sink(nodes, group_of, {id(o) for o in outputs}, fired)
+
     for k, node in enumerate(nodes):  # reductions absorb their elementwise producer
         producer = node.inputs[0].owner if isinstance(node.op, Reduce) else None
         if producer is not None and _fusible(producer):
@@ -126,6 +131,46 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
         group_of = {id(n): _Group(n, k) for k, n in enumerate(nodes) if _fusible(n)}
         fired["fallback_one_kernel_per_op"] += 1
     return _rebuild(outputs, nodes, group_of, fired)
+
+
+def _sink(nodes: list[Node], group_of: dict[int, _Group], wanted: set[int], fired: Counter) -> None:
+    """Move members into the one group reading their results, where that writes fewer arrays.
+
+    A member ``m`` of group ``g`` whose result only group ``h`` reads costs one array written by
+    ``g`` and read by ``h``. Computed in ``h`` instead, it costs ``h`` a read of each of its
+    inputs, and ``g`` a write of each input of ``g``'s own that nothing else outside ``g`` reads.
+    It moves when that is at most one array each way, so no kernel writes or reads more arrays
+    than before. In reverse order, so a chain (``cast(o > 0)``) moves one member at a time.
+    Moving keeps the kernels acyclic: ``h`` already waits for ``g``, and anything ``m`` reads
+    from outside ``g`` came before ``g``, so before ``h``."""
+    consumers: dict[int, list[Node]] = {}
+    for node in nodes:
+        for i in node.inputs:
+            consumers.setdefault(id(i), []).append(node)
+
+    def outside(v: Variable, g: _Group, but: Node) -> bool:
+        """Whether something other than ``but`` reads ``v`` from outside ``g`` (so ``g`` writes it)."""
+        return id(v) in wanted or any(c is not but and group_of.get(id(c)) is not g for c in consumers.get(id(v), ()))
+
+    index = {id(n): k for k, n in enumerate(nodes)}
+    for node in reversed(nodes):
+        g = group_of.get(id(node))
+        users = consumers.get(id(node.outputs[0]), [])
+        if g is None or not users or id(node.outputs[0]) in wanted:
+            continue
+        h = group_of.get(id(users[0]))
+        if h is None or h is g or h.shape != g.shape or any(group_of.get(id(u)) is not h for u in users):
+            continue
+        read_by_h = {id(i) for m in h.members for i in m.inputs}
+        new_reads = {id(i) for i in node.inputs if i.type.shape == g.shape and id(i) not in read_by_h}
+        new_writes = {id(i) for i in node.inputs if group_of.get(id(i.owner)) is g and not outside(i, g, node)}
+        if len(new_reads) > 1 or len(new_writes) > 1:
+            continue
+        g.members.remove(node)
+        h.members.append(node)
+        h.start = min(h.start, index[id(node)])
+        group_of[id(node)] = h
+        fired["sink_into_consumer"] += 1
 
 
 def _acyclic(nodes, group_of, merged: tuple = ()) -> bool:
