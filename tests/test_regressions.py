@@ -104,3 +104,14 @@ def test_dead_instructions_leave_fused_kernels():
     (only_sin,) = dce([both[1]], Counter())  # exp and + are no longer read by anything
     assert len(only_sin.owner.op.program) == 1
     np.testing.assert_allclose(gc.function([x], only_sin)(np.ones(3)), np.sin(np.ones(3)))
+
+
+def test_importing_graphc_leaves_heavy_libraries_for_first_use():
+    """SciPy (0.15 s), SymPy and numba are imported when first needed, not by ``import graphc``."""
+    import subprocess
+    import sys
+
+    code = "import sys, graphc; print(sorted(m for m in ('scipy', 'sympy', 'numba') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

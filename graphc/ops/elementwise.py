@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from ..errors import DTypeError, ShapeError
 from ..graph import Variable, apply1
@@ -122,8 +121,25 @@ class Elementwise(Op):
         return [fit_tangent(total, out)]
 
 
+@functools.cache
+def _special():
+    """scipy.special, imported on first use: it is 0.15 s of ``import graphc`` otherwise, and
+    only the reference code of erf, gelu and sigmoid needs it."""
+    from scipy import special
+
+    return special
+
+
+def _erf(x):
+    return _special().erf(x)
+
+
+def _expit(x):
+    return _special().expit(x)
+
+
 def _gelu(x):
-    return 0.5 * x * (1 + special.erf(x * np.asarray(1 / np.sqrt(2), x.dtype)))
+    return 0.5 * x * (1 + _erf(x * np.asarray(1 / np.sqrt(2), x.dtype)))
 
 
 def _softplus(x):
@@ -400,7 +416,7 @@ sqrt = Elementwise(
 erf = Elementwise(
     "erf",
     1,
-    special.erf,
+    _erf,
     out="float",
     doc="the error function",
     d=(lambda x, o: _SQRT_2_OVER_PI * exp(-x * x),),
@@ -412,7 +428,7 @@ erf = Elementwise(
 sigmoid = Elementwise(
     "sigmoid",
     1,
-    special.expit,
+    _expit,
     out="float",
     doc="1 / (1 + exp(-x)), computed stably",
     d=(lambda x, o: o * (1 - o),),
