@@ -14,9 +14,10 @@ of loading damaged machine code. A load that fails anyway is retried once after 
 
 Loading is made cheap: numba refreshes its whole target context before every cache load, which
 imports all of its NumPy implementations (0.2 s of a 0.5 s warm start), though rebuilding
-compiled code needs only its runtime. While graphc imports its kernel modules, a cache load
-starts just the runtime; a load that misses compiles as usual, and compiling refreshes the
-context itself.
+compiled code needs only its runtime. While a thread of graphc imports its kernel modules, its
+cache loads start just the runtime (numba's method is wrapped once; other loads, the user's own
+cached functions among them, go to numba's method unchanged); a load that misses compiles as
+usual, and compiling refreshes the context itself.
 """
 
 from __future__ import annotations
@@ -183,32 +184,50 @@ def load_all(module_texts: list[str]) -> None:
         worker.wait()
 
 
-_quick_loads_lock = threading.Lock()
+_quick = threading.local()  # .on: this thread is importing kernel modules
+_install_lock = threading.Lock()
+
+
+def _install_quick_loads() -> None:
+    """Wrap numba's ``Cache.load_overload`` once: inside :func:`_quick_loads`, in that thread
+    only, a load starts numba's runtime (NRT) instead of refreshing the whole target context
+    (see the module docstring); every other load goes to numba's own method. Where numba's
+    cache class has not the expected shape (another numba version), nothing is wrapped."""
+    from numba.core.caching import Cache
+    from numba.core.runtime import rtsys
+
+    with _install_lock:
+        original = Cache.__dict__.get("load_overload")
+        if original is None or getattr(original, "_graphc_quick", False) or not hasattr(Cache, "_load_overload"):
+            return  # wrapped already, or not the numba this was written for
+        Cache.load_overload = _quick_load_overload(original, rtsys)
+
+
+def _quick_load_overload(original, rtsys):
+    """numba's ``load_overload``, minus the context refresh while this thread is in
+    :func:`_quick_loads`."""
+
+    @functools.wraps(original)
+    def load_overload(self, sig, target_context):
+        if not getattr(_quick, "on", False):
+            return original(self, sig, target_context)
+        rtsys.initialize(target_context)  # the symbols compiled code links against
+        return self._load_overload(sig, target_context)
+
+    load_overload._graphc_quick = True
+    return load_overload
 
 
 @contextlib.contextmanager
 def _quick_loads():
-    """numba's cache loads, for the duration, start only numba's runtime (NRT) instead of
-    refreshing the whole target context (see the module docstring). Where numba's cache class
-    has not the expected shape (another numba version), loads stay as they are."""
-    from numba.core.caching import Cache
-    from numba.core.runtime import rtsys
-
-    original = Cache.__dict__.get("load_overload")
-    if original is None or not callable(getattr(Cache, "_load_overload", None)):
+    """numba's cache loads made by this thread, for the duration, skip the context refresh."""
+    _install_quick_loads()
+    before = getattr(_quick, "on", False)
+    _quick.on = True
+    try:
         yield
-        return
-
-    def load_overload(self, sig, target_context):
-        rtsys.initialize(target_context)  # the symbols compiled code links against
-        return self._load_overload(sig, target_context)
-
-    with _quick_loads_lock:
-        Cache.load_overload = load_overload
-        try:
-            yield
-        finally:
-            Cache.load_overload = original
+    finally:
+        _quick.on = before
 
 
 def _import(path: Path, key: str):
