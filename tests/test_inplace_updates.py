@@ -49,6 +49,30 @@ def test_updates_write_into_the_shared_arrays_and_match_the_numpy_backend():
     assert "_own(" in fn.source() and "_W(" in fn.source()
 
 
+def test_a_kernel_does_not_return_the_arrays_it_wrote_into():
+    """Each returned array costs numba a Python call to box; the driver already holds the arrays
+    a kernel overwrote, so a kernel writing only updates returns None and its line assigns
+    nothing, while an update that is also an output still comes back (the shared array)."""
+    w = gc.shared(np.zeros(4), name="w")
+    m = gc.shared(np.zeros(4), name="m")
+    x = gc.vector("x", shape=(4,))
+    m_new = 0.9 * m + x
+    fn = gc.function([x], [m_new * 2.0], updates={w: w - 0.1 * m, m: m_new}, backend="numba")
+    (kernel,) = [k for k in fn.kernels if "_W(" in k.source]
+    assert "return None" not in kernel.source  # m_new * 2 is a fresh result
+    (out,) = fn(np.ones(4))
+    np.testing.assert_array_equal(out, np.full(4, 2.0))
+    np.testing.assert_array_equal(m.get_value(), np.ones(4))
+    only = gc.function([x], [], updates={w: w - 0.1 * m, m: 0.9 * m + x}, backend="numba")
+    (kernel,) = only.kernels
+    assert kernel.source.rstrip().endswith("return None")
+    driver = only.source().split("# kernel")[0]
+    assert any(line.strip().startswith("op") for line in driver.splitlines())  # called, nothing assigned
+    only(np.ones(4))
+    np.testing.assert_allclose(w.get_value(), np.full(4, -0.1))
+    np.testing.assert_allclose(m.get_value(), np.full(4, 1.9))
+
+
 def test_get_value_copies_do_not_change():
     fn, (w, m) = _adam_like("numba")
     x = np.ones((8, 5))

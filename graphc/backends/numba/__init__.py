@@ -197,7 +197,9 @@ class Program:
                     else:
                         text = f"_ascontiguous({text})"
                 args.append(text)
-            outs = [name_of(v) for v in made]
+            outs = [name_of(v) for v in (made if step.outputs is None else step.outputs)]
+            for v, arg in step.aliases.items():  # written into that argument's array
+                names[v] = name_of(arg)
             target = ", ".join(outs) + ("," if step.multi and len(outs) == 1 else "")
             what = step.kernel.nodes if step.kernel else [v.owner for v in made[:1]]
             comment = f"  # {', '.join(n.op.name for n in what)}"
@@ -207,7 +209,7 @@ class Program:
                 env[f"op{k}p"] = step.parallel
                 self._parallel.append(step.parallel)
                 call = f"(op{k}p if {args[step.size_arg]}.size >= {step.threshold} else op{k})"
-            lines.append(f"    {target} = {call}({', '.join(args)}){comment}")
+            lines.append(f"    {target + ' = ' if target else ''}{call}({', '.join(args)}){comment}")
             if step.kernel is not None:
                 self._kernels.append(step.kernel)
             if step.contiguous_out:

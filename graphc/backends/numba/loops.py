@@ -229,7 +229,9 @@ def fused_source(
     ``into`` maps result positions to input positions whose arrays the result overwrites (see
     :func:`writes_into`): the kernel stores each element where it read the input's element, so
     a shared variable's update needs no new array. The input is read and written through one
-    view: through two, LLVM could not rule out a partial overlap and would not vectorize.
+    view: through two, LLVM could not rule out a partial overlap and would not vectorize. Such
+    results are not returned (the caller holds the arrays; returning them would box each one
+    again, a Python call apiece), so the kernel returns the other results only, or None.
     """
     expect, read_shapes, into = expect or {}, read_shapes or {}, into or {}
     n = op.nin
@@ -441,6 +443,8 @@ def fused_source(
     outs = []
     for r in results:
         p = r.position
+        if p in into:  # the caller has the array already: boxing it again costs a Python call
+            continue
         if r.reduce is None:
             outs.append(f"out{p}")
             continue
@@ -464,7 +468,7 @@ def fused_source(
         outs.append(f"res{p}")
     if rows is not None:
         outs += [f"gm{k}.astype({CTOR[rows.dtype]})" for k in rows.scatter]
-    w("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"))
+    w("return " + ("None" if not outs else outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"))
     head = f"def kernel({', '.join([f'a{p}' for p in args] + (['m0', 'm1'] if rows else []))}):"
     return "\n".join([head] + w.lines), args, can_parallel
 

@@ -64,6 +64,7 @@ class Step:
     threshold: int = 0  # the size from which the parallel version runs
     blas: bool = False  # it calls BLAS (whose threads must not meet parallel loops)
     outputs: list | None = None  # the variables it returns, when not just its node's outputs
+    aliases: dict = field(default_factory=dict)  # result -> the argument whose array it was written into
 
 
 class _Later:
@@ -165,8 +166,12 @@ def fused_step(op: Fused, node: Node, stream=None, into: dict[int, Variable] | N
     writable = frozenset(args.index(p) for p in positions.values())
     signature = loops.signature(types + [v.type for v in extra], writable)
     kernel = make_kernel("fused", body, [], [node], False, signature=signature)
-    multi = len(op.results) > 1 or stream is not None
+    returned = [v for k, v in enumerate(node.outputs) if k not in positions]
+    multi = len(returned) > 1 or stream is not None
     step = Step(kernel, [inputs[p] for p in args] + extra, multi, kernel, True, True)
+    if positions:
+        step.outputs = returned
+        step.aliases = {node.outputs[k]: inputs[p] for k, p in positions.items()}
     if stream is not None:
         kernel.name = "rows"
         kernel.nodes = [stream.first, node, stream.last]
