@@ -41,6 +41,10 @@ def _fusible(node: Node) -> bool:
 def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
     nodes = toposort(outputs)
     index = {id(n): k for k, n in enumerate(nodes)}
+    consumers: dict[int, list[Node]] = {}
+    for node in nodes:
+        for i in node.inputs:
+            consumers.setdefault(id(i), []).append(node)
     group_of: dict[int, _Group] = {}
 
     def reaches(src: _Group, dst: _Group) -> bool:
@@ -111,7 +115,7 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
             if a is not b and _acyclic(nodes, group_of, (a, b)):
                 merge(a, b) if len(a.members) >= len(b.members) else merge(b, a)
 
-    _sink(nodes, group_of, {id(o) for o in outputs}, fired)
+    _sink(nodes, index, consumers, group_of, {id(o) for o in outputs}, fired)
 
     for k, node in enumerate(nodes):  # reductions absorb their elementwise producer
         producer = node.inputs[0].owner if isinstance(node.op, Reduce) else None
@@ -130,10 +134,10 @@ def fuse(outputs: list[Variable], fired: Counter) -> list[Variable]:
     if not _acyclic(nodes, group_of):  # never seen; the cheap local checks above are not a proof
         group_of = {id(n): _Group(n, k) for k, n in enumerate(nodes) if _fusible(n)}
         fired["fallback_one_kernel_per_op"] += 1
-    return _rebuild(outputs, nodes, group_of, fired)
+    return _rebuild(outputs, nodes, index, consumers, group_of, fired)
 
 
-def _sink(nodes: list[Node], group_of: dict[int, _Group], wanted: set[int], fired: Counter) -> None:
+def _sink(nodes: list[Node], index: dict, consumers: dict, group_of: dict, wanted: set[int], fired: Counter) -> None:
     """Move members into the one group reading their results, where that writes fewer arrays.
 
     A member ``m`` of group ``g`` whose result only group ``h`` reads costs one array written by
@@ -143,16 +147,11 @@ def _sink(nodes: list[Node], group_of: dict[int, _Group], wanted: set[int], fire
     than before. In reverse order, so a chain (``cast(o > 0)``) moves one member at a time.
     Moving keeps the kernels acyclic: ``h`` already waits for ``g``, and anything ``m`` reads
     from outside ``g`` came before ``g``, so before ``h``."""
-    consumers: dict[int, list[Node]] = {}
-    for node in nodes:
-        for i in node.inputs:
-            consumers.setdefault(id(i), []).append(node)
 
     def outside(v: Variable, g: _Group, but: Node) -> bool:
         """Whether something other than ``but`` reads ``v`` from outside ``g`` (so ``g`` writes it)."""
         return id(v) in wanted or any(c is not but and group_of.get(id(c)) is not g for c in consumers.get(id(v), ()))
 
-    index = {id(n): k for k, n in enumerate(nodes)}
     for node in reversed(nodes):
         g = group_of.get(id(node))
         users = consumers.get(id(node.outputs[0]), [])
@@ -206,13 +205,8 @@ def _acyclic(nodes, group_of, merged: tuple = ()) -> bool:
     return seen == len(indegree)
 
 
-def _rebuild(outputs, nodes, group_of, fired) -> list[Variable]:
+def _rebuild(outputs, nodes, index, consumers, group_of, fired) -> list[Variable]:
     """Replace each group by one fused node, in an order where every input is ready."""
-    index = {id(n): k for k, n in enumerate(nodes)}
-    consumers: dict[int, list[Node]] = {}
-    for node in nodes:
-        for i in node.inputs:
-            consumers.setdefault(id(i), []).append(node)
     wanted = {id(o) for o in outputs}
     mapping: dict[int, Variable] = {}
     built: set[int] = set()
