@@ -280,6 +280,25 @@ def test_kink_conventions():
     np.testing.assert_array_equal(_grad_at(gc.prod, [2.0, 0.0, 0.0]), [0.0, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_gates_pass_no_infinite_or_nan_derivative_where_they_are_shut(backend):
+    """relu, clip and where select the incoming derivative (as JAX and PyTorch do): an inf or NaN
+    arriving where the gate is shut gives 0, in both modes, not inf * 0 = NaN."""
+    x, g = gc.vector("x"), gc.vector("g")
+    values = np.array([-1.0, 0.5, 2.0, -3.0])
+    incoming = np.array([np.inf, 1.0, np.nan, np.nan])
+    gates = {
+        "relu": (gc.relu(x), [0.0, 1.0, np.nan, 0.0]),
+        "clip": (gc.clip(x, -1.0, 1.0), [np.inf, 1.0, 0.0, 0.0]),
+        "where": (gc.where(x > 0, x, 0.0), [0.0, 1.0, np.nan, 0.0]),
+    }
+    for name, (y, want) in gates.items():
+        (back,) = gc.vjp(y, [x], g)
+        forward = gc.jvp(y, [x], [g])
+        for got in gc.function([x, g], [back, forward], backend=backend)(values, incoming):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
 def test_max_pool_ties_split_evenly():
     x = gc.tensor("x", shape=(1, 1, 2, 2))
     g = gc.function([x], gc.grad(gc.sum(gc.max_pool2d(x, 2)), x))(np.ones((1, 1, 2, 2)))

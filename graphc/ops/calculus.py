@@ -6,19 +6,35 @@ Rules build graphs (derivatives are graphs, as in Theano), so everything here co
 
 from __future__ import annotations
 
-from ..graph import Variable, apply1
-from .elementwise import cast, neg
+from ..graph import Variable, apply1, constant
+from .elementwise import CASTS, cast, neg, where
 from .reduction import sum
 from .shape import DimShuffle, broadcast_to
 
 
 def times(g: Variable | None, partial) -> Variable | None:
-    """``g * partial``, where a partial of None is zero and of +-1 needs no multiplication."""
+    """``g * partial``, where a partial of None is zero and of +-1 needs no multiplication.
+
+    A partial that is a condition cast to a number (relu, clip, where: 1 where the input passes,
+    0 elsewhere) selects ``g`` instead of multiplying: an infinite or NaN ``g`` where nothing
+    passes contributes 0, not NaN, as in JAX and PyTorch.
+    """
     if g is None or partial is None:
         return None
     if isinstance(partial, int):
         return g if partial == 1 else neg(g)
+    condition = _condition_of(partial)
+    if condition is not None:
+        return where(condition, g, constant(0, g.dtype))
     return g * partial
+
+
+def _condition_of(partial: Variable):
+    """The boolean ``c`` when ``partial`` is ``cast(c)`` to a number, else None."""
+    node = partial.owner if isinstance(partial, Variable) else None
+    if node is None or len(node.inputs) != 1 or node.inputs[0].dtype != "bool":
+        return None
+    return node.inputs[0] if any(node.op is c for c in CASTS.values()) else None
 
 
 def sum_to(g: Variable, x: Variable) -> Variable:
