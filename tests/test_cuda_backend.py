@@ -479,6 +479,21 @@ def test_source_and_kernels_name_the_graph_nodes():
     assert "# take [kernel" in source
 
 
+def test_profile_times_every_step_and_waits_for_each(monkeypatch):
+    x = gc.matrix("x", shape=(8, 8))
+    W = gc.shared(np.eye(8), name="W")
+    f = gc.function([x], gc.sum(gc.exp(x @ W) * 2), updates={W: W * 0.5}, backend="cuda")
+    waits = []
+    real = f._run.rt.cuda.synchronize
+    monkeypatch.setattr(f._run.rt.cuda, "synchronize", lambda: waits.append(1) or real())
+    profile = f.profile(np.ones((8, 8)), repeat=2, warmup=0)
+    assert len(profile.rows) == len(f._run.profile_steps) >= 3
+    assert all(row.calls == 2 for row in profile.rows)
+    assert len(waits) == 2 * len(profile.rows)  # one wait per step per timed call
+    assert any("matmul" in row.step.ops for row in profile.rows)
+    np.testing.assert_allclose(W.get_value(), np.eye(8) * 0.5**4)  # the calls were real
+
+
 def test_float32_kernels_stay_float32():
     """Scalar constants are kernel arguments of the kernel's dtype: the code has no float64."""
     x = gc.vector("x", dtype="float32")

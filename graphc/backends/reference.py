@@ -7,15 +7,18 @@ node that has it, not three ops later.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import EvaluationError
 from ..graph import Constant, Variable, toposort
+from ..profiling import Clocks, StepInfo
 from ..types import format_shape, unknown_broadcast_checks, unknown_broadcast_message
 
 
 def compile(leaves: list[Variable], outputs: list[Variable], inplace: dict[int, int] | None = None):
-    """A ``run(values)`` closure evaluating ``outputs`` from one value per leaf. ``inplace`` (the
+    """A ``run(values)`` callable evaluating ``outputs`` from one value per leaf. ``inplace`` (the
     leaves outputs may overwrite) is ignored: the oracle computes every result afresh."""
     slot: dict[Variable, int] = {v: i for i, v in enumerate(leaves)}
     nodes = toposort(outputs)
@@ -54,12 +57,14 @@ def compile(leaves: list[Variable], outputs: list[Variable], inplace: dict[int, 
         if s not in keep:
             release[k].append(s)
 
+    performs = [[perform for perform, *_ in steps]]  # the one in use: timed while profiling
+
     def run(values):
         storage: list = [None] * size
         storage[: len(values)] = values
         for s, value in constants:
             storage[s] = value
-        for k, (perform, ins, outs, node, checks) in enumerate(steps):
+        for k, ((_, ins, outs, node, checks), perform) in enumerate(zip(steps, performs[-1])):
             args = [storage[s] for s in ins]
             try:
                 results = perform(*args)
@@ -95,4 +100,14 @@ def compile(leaves: list[Variable], outputs: list[Variable], inplace: dict[int, 
                 storage[s] = None
         return [storage[s] for s in out_slots]
 
+    @contextmanager
+    def timed(clocks: Clocks):
+        performs.append([clocks.wrap(k, perform) for k, perform in enumerate(performs[0])])
+        try:
+            yield
+        finally:
+            performs.pop()
+
+    run.profile_steps = [StepInfo((), node.op.name, (node,)) for _, _, _, node, _ in steps]
+    run.timed = timed
     return run

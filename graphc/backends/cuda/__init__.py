@@ -30,6 +30,7 @@ from collections import Counter
 import numpy as np
 
 from ...graph import Constant, Variable, toposort
+from ...profiling import Clocks, StepInfo, swapped_driver
 from .. import reference
 from . import runtime
 from .lowering import Context, Kernel, Step, host_step, lower
@@ -82,6 +83,7 @@ class Program:
 
         lines: list[str] = []
         self.kernels: list[Kernel] = []
+        self.profile_steps: list[StepInfo] = []  # the driver's steps, in call order (graphc.profiling)
         for k, (made, step) in enumerate(steps):
             env[f"op{k}"] = step.call
             args = [ref(v, not step.host_args) for v in step.args]
@@ -92,6 +94,9 @@ class Program:
             note = f" [kernel {', '.join(numbers)}]" if numbers else (" [view]" if not step.fresh else "")
             outs = ", ".join(names[v] for v in made) + ","
             lines.append(f"    {outs} = op{k}({', '.join(args)})  # {', '.join(what)}{note}")
+            nodes = [n for kernel in step.kernels for n in kernel.nodes] or [v.owner for v in made if v.owner]
+            label = ", ".join(kernel.name for kernel in step.kernels) + note if step.kernels else ", ".join(what)
+            self.profile_steps.append(StepInfo((f"op{k}",), label, tuple(dict.fromkeys(nodes))))
             lines.extend(f"    {names[v]} = _dev({names[v]})  # to the device" for v in made if v in upload)
             self.kernels.extend(step.kernels)
         results = [ref(v, False) for v in outputs]
@@ -99,8 +104,14 @@ class Program:
         head = "def driver(values):\n" + (f"    {unpack} = values\n" if leaves else "")
         self.driver_source = head + "".join(line + "\n" for line in lines) + f"    return [{', '.join(results)}]\n"
         exec(builtins.compile(self.driver_source, "<graphc cuda driver>", "exec"), env)
-        self.driver = env["driver"]
+        self.driver, self.driver_env = env["driver"], env
         self._reference = None
+
+    def timed(self, clocks: Clocks):
+        """While active, calls run a twin of the driver with each step timed into ``clocks``;
+        each step waits for the device to finish, so its time is its own, not its launch's."""
+        clocks.sync = self.rt.cuda.synchronize
+        return swapped_driver(self, clocks)
 
     def source(self) -> str:
         """The driver and every kernel's source, as generated."""

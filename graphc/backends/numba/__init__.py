@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from ...graph import Constant, Variable, toposort
+from ...profiling import Clocks, StepInfo, swapped_driver
 from .. import reference
 from . import (
     cache,
@@ -146,6 +147,7 @@ class Program:
         leaf_set = set(leaves)
         self._kernels: list[Kernel] = []
         self._parallel: list = []  # parallel versions, compiled on first use
+        self.profile_steps: list[StepInfo] = []  # the driver's steps, in call order (graphc.profiling)
 
         def name_of(v: Variable) -> str:
             if v not in names:
@@ -204,11 +206,14 @@ class Program:
             what = step.kernel.nodes if step.kernel else [v.owner for v in made[:1]]
             comment = f"  # {', '.join(n.op.name for n in what)}"
             comment += f" [{step.kernel.name} {len(self._kernels)}]" if step.kernel else ""
-            call = f"op{k}"
+            call, names_of_call = f"op{k}", (f"op{k}",)
             if step.parallel is not None and not uses_blas:
                 env[f"op{k}p"] = step.parallel
                 self._parallel.append(step.parallel)
                 call = f"(op{k}p if {args[step.size_arg]}.size >= {step.threshold} else op{k})"
+                names_of_call += (f"op{k}p",)
+            label = f"{step.kernel.name} [kernel {len(self._kernels)}]" if step.kernel else what[0].op.name
+            self.profile_steps.append(StepInfo(names_of_call, label, tuple(what)))
             lines.append(f"    {target + ' = ' if target else ''}{call}({', '.join(args)}){comment}")
             if step.kernel is not None:
                 self._kernels.append(step.kernel)
@@ -224,7 +229,7 @@ class Program:
             head + "\n".join(prologue + lines) + ("\n" if lines else "") + f"    return [{', '.join(results)}]\n"
         )
         exec(builtins.compile(self.driver_source, "<graphc driver>", "exec"), env)
-        self.driver = env["driver"]
+        self.driver, self.driver_env = env["driver"], env
         self._reference = None
 
     @property
@@ -238,6 +243,10 @@ class Program:
         for k, kernel in enumerate(self.kernels):
             parts.append(f"# kernel {k}: {kernel.name}\n{kernel.source}")
         return "\n".join(parts)
+
+    def timed(self, clocks: Clocks):
+        """While active, calls run a twin of the driver with each step timed into ``clocks``."""
+        return swapped_driver(self, clocks)
 
     def __call__(self, values):
         try:
