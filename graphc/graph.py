@@ -497,7 +497,9 @@ def clone_replace(outputs, replace: Mapping[Variable, Variable]):
     for node in toposort(outs):
         new_inputs = [mapping.get(i, i) for i in node.inputs]
         if any(a is not b for a, b in zip(new_inputs, node.inputs)):
-            for old, new in zip(node.outputs, apply(node.op, new_inputs)):
+            with created_at(node.location):  # the same computation: it keeps the line that wrote it
+                rebuilt = apply(node.op, new_inputs)
+            for old, new in zip(node.outputs, rebuilt):
                 mapping.setdefault(old, new)
     result = [mapping.get(v, v) for v in outs]
     return result[0] if single else result

@@ -263,6 +263,15 @@ def test_clone_replace_input_by_input():
     assert str(y) == "x1 * x2 + exp(x1 * x2) - sin(x2)"
 
 
+def test_clone_replace_keeps_the_lines_that_wrote_the_nodes():
+    x, z = gc.scalar("x"), gc.scalar("z")
+    y = gc.exp(x) * 2.0
+    y2 = gc.clone_replace(y, {x: z})
+    assert y2.owner is not y.owner
+    assert y2.owner.location.lineno == y.owner.location.lineno
+    assert y2.owner.inputs[0].owner.location.lineno == y.owner.location.lineno
+
+
 def test_clone_replace_by_constant():
     x1, x2, y = lecture()
     for value in (2.0, 2, gc.constant(2.0)):

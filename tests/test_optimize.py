@@ -269,6 +269,22 @@ def test_relu_gradient_mask_is_computed_where_it_is_used():
     assert sum(r.fired["sink_into_consumer"] for r in f.optimization_report().records) >= 2
 
 
+def test_every_optimized_node_keeps_a_line_of_the_model():
+    """Rewrites, fusion and dead-code removal rebuild nodes through graphc's code; each still
+    names a line of the model that wrote it (errors and profiles point there), never the line
+    that compiled the function."""
+    import inspect
+
+    X, t, loss, updates = mlp_adam_step()
+    compiled_at = inspect.currentframe().f_lineno + 1
+    f = gc.function([X, t], loss, updates=updates)
+    source, first = inspect.getsourcelines(mlp_adam_step)
+    model_lines = set(range(first, first + len(source)))
+    lines = {n.location.lineno for n in f.graph.nodes if n.location}
+    assert lines and lines <= model_lines and compiled_at not in lines
+    assert all(n.location for n in f.graph.nodes)
+
+
 def test_sinking_never_makes_a_kernel_read_more_arrays():
     """exp(a) * b is read only by a later group (the add, which waits for a product of exp(a)):
     computed there, it would make that group read exp(a) and b instead of one array, so it

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..graph import Variable, ancestors, apply, clone_replace, toposort
+from ..graph import Variable, ancestors, apply, clone_replace, created_at, toposort
 from ..ops.fused import Fused
 from . import rules as R
 from .engine import ANY_OP, rewrite, rules_table
@@ -54,7 +54,9 @@ def dce(outputs: list[Variable], fired: Counter) -> list[Variable]:
             keep = [k for k, o in enumerate(node.outputs) if id(o) in used]
             op = node.op.keeping(keep)
             fired["dead_kernel_instruction"] += len(node.op.program) - len(op.program)
-            for k, new in zip(keep, apply(op, node.inputs)):
+            with created_at(node.location):
+                kept = apply(op, node.inputs)
+            for k, new in zip(keep, kept):
                 mapping[id(node.outputs[k])] = new
             fired["unused_kernel_result"] += len(node.outputs) - len(keep)
     if not mapping:

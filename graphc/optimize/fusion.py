@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..graph import Node, Variable, apply, toposort
+from ..graph import Node, Variable, apply, created_at, toposort
 from ..ops.elementwise import Elementwise
 from ..ops.fused import Fused
 from ..ops.reduction import Reduce
@@ -240,7 +240,8 @@ def _rebuild(outputs, nodes, index, consumers, group_of, fired) -> list[Variable
             results.append((ref[id(r.inputs[0])], r.op))
             produced.append(r.outputs[0])
         op = Fused(tuple(v.type for v in ext), tuple(program), tuple(results), tuple(sources))
-        fused_outputs = apply(op, [resolve(v) for v in ext])
+        with created_at((group.reductions or group.members)[-1].location):  # the group's last line
+            fused_outputs = apply(op, [resolve(v) for v in ext])
         for old, new in zip(produced, fused_outputs):
             mapping[id(old)] = new
         fired["fused_kernel"] += 1
@@ -270,7 +271,9 @@ def _rebuild(outputs, nodes, index, consumers, group_of, fired) -> list[Variable
         if isinstance(unit, Node):
             new_inputs = [resolve(i) for i in unit.inputs]
             if any(a is not b for a, b in zip(new_inputs, unit.inputs)):
-                for old, new in zip(unit.outputs, apply(unit.op, new_inputs)):
+                with created_at(unit.location):  # rebuilt, it keeps the user line that wrote it
+                    rebuilt = apply(unit.op, new_inputs)
+                for old, new in zip(unit.outputs, rebuilt):
                     mapping[id(old)] = new
         elif id(unit) not in built:
             built.add(id(unit))
