@@ -1,6 +1,7 @@
 """W2: one training step (forward, backward, Adam) of a 784-256-256-10 ReLU MLP, softmax cross-entropy, float32.
 
 Run: PYTHONPATH=. python benchmarks/w2_mlp_step.py [--quick] [--threads N] [--markdown [FILE]] [--skip NAMES]
+     [--profile CALLS]
 
 Batch 128 (--quick: the same step, fewer repeats, no torch.compile row). Every implementation starts from the
 same He-initialised parameters (seeded numpy rng) and the same batch (seeded inputs, integer labels given as
@@ -326,10 +327,21 @@ def implementations(params, x, labels, targets):
 
 
 def main(argv=None) -> None:
-    args = parse_args(parser(__doc__), argv)
+    p = parser(__doc__)
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="only print where graphc's step spends its time (f.profile over CALLS calls), no table",
+    )
+    args = parse_args(p, argv)
     report = Report("W2: MLP 784-256-256-10 training step (forward, backward, Adam), float32, batch 128", args)
     params = init_params()
     x, labels, targets = make_batch()
+    if args.profile:
+        print(graphc_function(params).profile(x, targets, repeat=args.profile, warmup=20))
+        return
     ref = NumpyStep(params)
     want = [float(ref(x, targets)), float(ref(x, targets))]  # the losses of the first two steps
 
