@@ -69,7 +69,9 @@ BINARY = {
     "mul": gc.mul,
     "div": lambda a, b: a / (1.5 + gc.sin(b)),
     "maximum_smooth": lambda a, b: a * gc.sigmoid(b),
-    "dot": lambda a, b: (a * b) if (a.ndim == 0 or b.ndim == 0) else gc.matmul(a, b) * gc.ones_like(a),
+    # a product of two vectors of one length; otherwise (a scalar, or a keepdims reduction's
+    # length 1 against n) the broadcasting product
+    "dot": lambda a, b: gc.matmul(a, b) * gc.ones_like(a) if a.ndim and a.type.shape == b.type.shape else a * b,
 }
 
 
