@@ -108,6 +108,34 @@ def test_reductions_of_special_values():
             same(a, b)
 
 
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 15, 16, 17, 24, 61])
+def test_laned_reductions_match_for_every_length_and_special_value(length):
+    """Float reductions over the innermost axis run in 8 interleaved lanes and a tail: whatever
+    lane (or the tail) a NaN or an infinity falls in, the result is the numpy backend's."""
+    x = gc.vector("x")  # length unknown: the kernel decides at run time
+    m = gc.matrix("m", shape=(3, None))
+    outputs = [gc.sum(x), gc.mean(gc.exp(x)), gc.max(x), gc.min(x), gc.sum(m * 2.0, axis=1), gc.max(m, axis=1)]
+    base = np.linspace(0.5, 2.0, length)
+    for special in (None, np.nan, np.inf, -np.inf):
+        for where in sorted({0, length // 2, length - 1}):
+            value = base.copy()
+            if special is not None:
+                value[where] = special
+            fast, slow = both([x, m], outputs, value, np.stack([value, -value, value[::-1]]))
+            for a, b in zip(fast, slow):
+                same(a, b)
+
+
+def test_long_float_reductions_run_in_lanes_and_short_or_integer_ones_do_not():
+    x, i = gc.vector("x"), gc.vector("i", dtype="int64")
+    rows = gc.matrix("rows", shape=(None, 10))  # rows known to be short
+    f = gc.function([x, i, rows], [gc.sum(x * x), gc.sum(i), gc.sum(rows, axis=1)], backend="numba")
+    assert len(f.kernels) == 3
+    laned = [kernel.source for kernel in f.kernels if "_7 +=" in kernel.source]
+    assert len(laned) == 1 and "x0_7 * x0_7" in laned[0]  # the float sum of squares only
+    same(f(np.arange(20.0), np.arange(20), np.ones((3, 10)))[0], np.sum(np.arange(20.0) ** 2))
+
+
 def test_integer_and_bool_kernels():
     i = gc.vector("i", dtype="int64")
     b = gc.vector("b", dtype="bool")
