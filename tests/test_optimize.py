@@ -365,3 +365,19 @@ def test_optimized_and_unoptimized_evaluation_agree(example):
     for level in ("fast", "full"):
         for got, want in zip(run(outputs, [x, w], values, optimize=level), expected):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_reduction_with_and_without_keepdims_is_computed_once():
+    """A layer norm returns mean(x, -1) and subtracts mean(x, -1, keepdims=True): one kernel
+    computes the mean, the other result is a view of it with the axis dropped."""
+    x = gc.matrix("x", shape=(4, 6))
+    mu = gc.mean(x, axis=-1, keepdims=True)
+    outputs = [gc.mean(x, axis=-1), gc.mean((x - mu) * (x - mu), axis=-1), gc.max(x, axis=0)]
+    f = gc.function([x], outputs, backend="numba")
+    assert len([n for n in f.graph.nodes if n.op.name == "mean"]) == 1  # the other is in the fused kernel
+    assert sum(r.fired["reduction_shared_across_keepdims"] for r in f.optimization_report().records) == 1
+    value = np.arange(24.0).reshape(4, 6) ** 1.5
+    got = f(value)
+    for a, want in zip(got, gc.function([x], outputs, backend="numpy", optimize="none")(value)):
+        np.testing.assert_allclose(a, want, rtol=1e-12)
+    assert not any(np.shares_memory(a, b) for k, a in enumerate(got) for b in got[k + 1 :])

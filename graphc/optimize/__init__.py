@@ -13,8 +13,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..graph import Variable, ancestors, apply, clone_replace, created_at, toposort
+from ..graph import Variable, ancestors, apply, apply1, clone_replace, created_at, toposort
 from ..ops.fused import Fused
+from ..ops.reduction import Reduce
+from ..ops.shape import DimShuffle
 from . import rules as R
 from .engine import ANY_OP, rewrite, rules_table
 from .fusion import fuse
@@ -26,7 +28,25 @@ def cse(outputs: list[Variable], fired: Counter) -> list[Variable]:
     order = {id(v): k for k, v in enumerate(ancestors(outputs))}
     commute = R.canonical_operand_order(order)
     commute.__name__ = "commutative_operand_order"
-    return rewrite(outputs, rules_table(*[(row, commute) for row in R.COMMUTATIVE]), fired)
+    outputs = rewrite(outputs, rules_table(*[(row, commute) for row in R.COMMUTATIVE]), fired)
+    return _share_across_keepdims(outputs, fired)
+
+
+def _share_across_keepdims(outputs: list[Variable], fired: Counter) -> list[Variable]:
+    """``mean(x, axis)`` next to ``mean(x, axis, keepdims=True)`` (a normalization's output and
+    the statistic it subtracts) is one reduction: the first becomes the second with the kept
+    axes dropped, a view, so the kernel reads x once for both."""
+    nodes = toposort(outputs)
+    kept = {(n.op.kind, n.op.axes, id(n.inputs[0])): n.out for n in nodes if isinstance(n.op, Reduce) and n.op.keepdims}
+    replace = {}
+    for node in nodes:
+        op = node.op
+        twin = kept.get((op.kind, op.axes, id(node.inputs[0]))) if isinstance(op, Reduce) and not op.keepdims else None
+        if twin is not None and op.axes:
+            with created_at(node.location):
+                replace[node.out] = apply1(DimShuffle(tuple(a for a in range(twin.ndim) if a not in op.axes)), twin)
+            fired["reduction_shared_across_keepdims"] += 1
+    return clone_replace(outputs, replace) if replace else outputs
 
 
 def constant_fold(outputs: list[Variable], fired: Counter) -> list[Variable]:
