@@ -15,8 +15,9 @@ in four steps:
    collapsed rank, broadcast axes having length 1 and index 0. The body loads the inputs, runs
    the program (each instruction cast to its static dtype, so float32 stays float32), stores the
    elementwise results and accumulates the reductions. Reductions whose axes are a suffix of the
-   nest use scalar accumulators; others accumulate into an array. float32 and integer reductions
-   accumulate in float64 and int64. ``logsumexp`` takes a second sweep, shifted by the maximum.
+   nest use scalar accumulators (floats in :data:`LANES` interleaved lanes); others accumulate
+   into an array. float32 and integer reductions accumulate in float64 and int64. ``logsumexp``
+   takes a second sweep, shifted by the maximum.
 4. **Parallelism.** When the iteration space may exceed :func:`parallel_threshold` elements and
    the outermost loop is not reduced, a second version runs the outer loop with ``prange``. It
    is compiled the first time a call is that large (compiling a parallel loop takes seconds).
@@ -39,10 +40,10 @@ from . import vmath
 #: where 2 threads started beating 1 on this project's 2-core machines (docs/performance.md),
 #: for cheap arithmetic and for kernels calling a transcendental function.
 PARALLEL_THRESHOLD = 30_000
-#: Interleaved partial results of a whole-array float reduction: 8 float64 lanes fill one
-#: AVX-512 register (two AVX2 ones).
-LANES = 8
 PARALLEL_THRESHOLD_TRANSCENDENTAL = 2_000
+#: Interleaved partial results of a float reduction over the innermost axes: 8 float64 lanes
+#: fill one AVX-512 register (two AVX2 ones).
+LANES = 8
 
 
 def _threads() -> int:
