@@ -161,18 +161,20 @@ class Function:
             raise GraphError(f"the {self.backend} backend generates no code; compile with backend='numba'")
         return self._run.source()
 
-    def profile(self, *args, repeat: int = 20, warmup: int = 1, **kwargs):
+    def profile(self, *args, repeat: int = 20, warmup: int = 1):
         """Where the time of a call goes: each step of the program (a fused kernel, a matrix
         product, a view; a node on the numpy backend) timed over ``repeat`` calls with these
         arguments, with the ops it computes and the lines of your code that created them.
 
-        The calls are real: ``warmup`` calls, then ``repeat`` without clocks (the call's own time)
-        and ``repeat`` with them, each applying the updates, as a training loop would. Returns a
-        :class:`graphc.profiling.Profile` (printable; a table in notebooks), slowest step first.
+        The arguments are positional, so an input named ``repeat`` is never mistaken for the
+        option. The calls are real: ``warmup`` calls, then ``repeat`` without clocks (the call's
+        own time) and ``repeat`` with them, each applying the updates, as a training loop would.
+        Returns a :class:`graphc.profiling.Profile` (printable; a table in notebooks), slowest
+        step first.
         """
         from .profiling import profile
 
-        return profile(self, args, kwargs, repeat, warmup)
+        return profile(self, args, repeat, warmup)
 
     def optimization_report(self):
         """What the optimizer did to this function: per pass, nodes before and after, rewrites, time."""

@@ -497,7 +497,10 @@ def clone_replace(outputs, replace: Mapping[Variable, Variable]):
     for node in toposort(outs):
         new_inputs = [mapping.get(i, i) for i in node.inputs]
         if any(a is not b for a, b in zip(new_inputs, node.inputs)):
-            with created_at(node.location):  # the same computation: it keeps the line that wrote it
+            try:
+                with created_at(node.location):  # the same computation: it keeps the line that wrote it
+                    rebuilt = apply(node.op, new_inputs)
+            except GraphcError:  # but a replacement that breaks it is the caller's line's doing
                 rebuilt = apply(node.op, new_inputs)
             for old, new in zip(node.outputs, rebuilt):
                 mapping.setdefault(old, new)

@@ -191,23 +191,23 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us" if seconds < 1e-2 else f"{seconds * 1e3:.2f} ms"
 
 
-def profile(function, args: tuple, kwargs: dict, repeat: int, warmup: int) -> Profile:
+def profile(function, args: tuple, repeat: int, warmup: int) -> Profile:
     """See ``Function.profile``."""
     if repeat < 1 or warmup < 0:
         raise UsageError(f"profile needs repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
     program = function._run
     steps = program.profile_steps
     for _ in range(warmup):
-        function(*args, **kwargs)
+        function(*args)
     start = time.perf_counter()
     for _ in range(repeat):
-        function(*args, **kwargs)
+        function(*args)
     call_seconds = (time.perf_counter() - start) / repeat
     clocks = Clocks(len(steps))
     with program.timed(clocks):
         start = time.perf_counter()
         for _ in range(repeat):
-            function(*args, **kwargs)
+            function(*args)
         timed_seconds = (time.perf_counter() - start) / repeat
     rows = [Row(step, calls, seconds) for step, calls, seconds in zip(steps, clocks.calls, clocks.seconds)]
     return Profile(function.backend, rows, repeat, call_seconds, timed_seconds)

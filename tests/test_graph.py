@@ -272,6 +272,14 @@ def test_clone_replace_keeps_the_lines_that_wrote_the_nodes():
     assert y2.owner.inputs[0].owner.location.lineno == y.owner.location.lineno
 
 
+def test_a_replacement_that_breaks_a_node_names_the_clone_replace_line():
+    x, w = gc.vector("x"), gc.vector("w", shape=(3,))
+    q = gc.exp(x) * w  # valid while x may have length 3
+    with pytest.raises(gc.ShapeError) as err:
+        gc.clone_replace(q, {x: gc.vector("z", shape=(4,))})  # the line to blame
+    assert "gc.clone_replace(q" in str(err.value)
+
+
 def test_clone_replace_by_constant():
     x1, x2, y = lecture()
     for value in (2.0, 2, gc.constant(2.0)):

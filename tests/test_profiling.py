@@ -108,3 +108,10 @@ def test_bad_counts_are_refused(repeat, warmup):
     f = gc.function([x], big, updates=updates, backend="numpy")
     with pytest.raises(UsageError, match="repeat"):
         f.profile(np.ones((200, 200)), repeat=repeat, warmup=warmup)
+
+
+def test_an_input_named_like_an_option_is_still_an_input():
+    repeat = gc.vector("repeat", shape=(3,))
+    f = gc.function([repeat], repeat * 2, backend="numpy")
+    profile = f.profile(np.ones(3), repeat=2)
+    assert profile.calls == 2 and all(row.calls == 2 for row in profile.rows)
