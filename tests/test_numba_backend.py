@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -405,6 +406,22 @@ def test_concurrent_processes_share_one_cache(tmp_path):
         assert p.returncode == 0, err.decode()
     hits, misses = run_script(tmp_path)
     assert hits > 0 and misses == 0
+
+
+def test_an_entry_is_checked_and_compiled_by_one_process_at_a_time(tmp_path):
+    """Two processes compiling one kernel at once once left checksums of one process's machine
+    code beside the other's, and the next process recompiled; now the second waits."""
+    entry = tmp_path / "kabc.py"
+    entry.write_text("")
+    hold = "import sys, time; from pathlib import Path; from graphc.backends.numba import cache\n"
+    hold += "with cache._entry_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(1.0)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(entry)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.perf_counter()
+    with cache._entry_lock(entry):
+        waited = time.perf_counter() - start
+    holder.wait()
+    assert waited > 0.5
 
 
 def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):

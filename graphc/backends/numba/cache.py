@@ -11,6 +11,8 @@ not trusted: a module whose text does not match its hash is written again, and a
 records numba's cache files after a successful load; files that do not match it (or that a
 crashed process left without one) are removed before import, so numba compiles afresh instead
 of loading damaged machine code. A load that fails anyway is retried once after removing them.
+Checking, compiling and recording an entry hold a lock on it (``fcntl.flock``), so processes
+compiling one kernel at once leave one consistent entry.
 
 Loading is made cheap: numba refreshes its whole target context before every cache load, which
 imports all of its NumPy implementations (0.2 s of a 0.5 s warm start), though rebuilding
@@ -131,22 +133,46 @@ def load(module_text: str, name: str = "kernel"):
     return _load_file(key, _entry(module_text, key), name)
 
 
+@contextlib.contextmanager
+def _entry_lock(path: Path):
+    """One process (or thread) at a time checks, compiles and records an entry.
+
+    numba's machine code differs in its bytes from one process to the next. Unlocked, two
+    processes compiling one kernel at once could each save their code and record their own
+    checksums, the last checksums written then disagreeing with the last code saved: the next
+    process took that for damage and compiled again (seen once in CI, under load). With the
+    lock the second process waits and loads what the first saved. Without ``fcntl`` (not
+    POSIX) there is no lock, and such a race costs a compile, never a wrong result."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _load_file(key: str, path: Path, name: str = "kernel"):
     sums_path = path.with_suffix(".sums")
-    try:
-        recorded = json.loads(sums_path.read_text())
-    except (OSError, ValueError):
-        recorded = None
-    if _sums(path) != recorded:
-        _purge(path)
-    try:
-        module = _import(path, key)
-    except Exception:
-        _purge(path)
-        module = _import(path, key)
-    found = _sums(path)
-    if found and found != recorded:
-        _write_new(sums_path, json.dumps(found).encode(), replace=True)
+    with _entry_lock(path):
+        try:
+            recorded = json.loads(sums_path.read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if _sums(path) != recorded:
+            _purge(path)
+        try:
+            module = _import(path, key)
+        except Exception:
+            _purge(path)
+            module = _import(path, key)
+        found = _sums(path)
+        if found and found != recorded:
+            _write_new(sums_path, json.dumps(found).encode(), replace=True)
     fn = getattr(module, name)
     _loaded[key] = fn
     return fn
