@@ -203,7 +203,7 @@ def profile(function, args: tuple, repeat: int, warmup: int) -> Profile:
     for _ in range(repeat):
         function(*args)
     call_seconds = (time.perf_counter() - start) / repeat
-    clocks = Clocks(len(steps))
+    clocks = Clocks(len(steps), getattr(program, "profile_sync", None))  # a device backend's wait
     with program.timed(clocks):
         start = time.perf_counter()
         for _ in range(repeat):

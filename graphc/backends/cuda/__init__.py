@@ -108,10 +108,13 @@ class Program:
         self._reference = None
 
     def timed(self, clocks: Clocks):
-        """While active, calls run a twin of the driver with each step timed into ``clocks``;
-        each step waits for the device to finish, so its time is its own, not its launch's."""
-        clocks.sync = self.rt.cuda.synchronize
+        """While active, calls run a twin of the driver with each step timed into ``clocks``."""
         return swapped_driver(self, clocks)
+
+    @property
+    def profile_sync(self):
+        """What a timed step waits on: the device, so a step's time is its own, not its launch's."""
+        return self.rt.cuda.synchronize
 
     def source(self) -> str:
         """The driver and every kernel's source, as generated."""
