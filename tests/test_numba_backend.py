@@ -137,6 +137,37 @@ def test_long_float_reductions_run_in_lanes_and_short_or_integer_ones_do_not():
     same(f(np.arange(20.0), np.arange(20), np.ones((3, 10)))[0], np.sum(np.arange(20.0) ** 2))
 
 
+DIVISORS = [3.0, -7.5, 0.1, 1e-30, 1e30, 0.0, -0.0, np.inf, -np.inf, np.nan]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_division_by_a_value_the_loop_does_not_change_multiplies_within_a_rounding(dtype):
+    """x / d with d a scalar input or a constant runs as x * (1/d) where 1/d is a normal number:
+    within one rounding of the division. Where it is not (d zero, infinite, NaN, subnormal, or
+    huge), the kernel divides, and every bit is the numpy backend's."""
+    info = np.finfo(dtype)
+    tiny, huge = float(info.tiny), 1.0 / float(info.tiny)  # the range of divisors multiplied
+    x, d = gc.vector("x", dtype=dtype), gc.scalar("d", dtype=dtype)
+    outputs = [x / d, gc.sqrt(gc.abs(x) / d) * 2.0, x / 3.0, x / (tiny / 2)]  # the last a subnormal constant
+    fast = gc.function([x, d], outputs, backend="numba")
+    slow = gc.function([x, d], outputs, backend="numpy")
+    assert sum(k.source.count("rok") for k in fast.kernels) >= 4  # 4 divisions, each checked once
+    value = np.array([1.5, -2.0, 0.0, -0.0, info.max, info.smallest_subnormal, np.inf, -np.inf, np.nan], dtype)
+    value = np.concatenate([value, np.random.default_rng(0).normal(size=40).astype(dtype)])
+    ulp = float(info.eps)
+    for divisor in DIVISORS + [tiny, tiny / 2, huge, huge * 2, float(info.max)]:
+        got = fast(value, np.array(divisor, dtype))
+        want = slow(value, np.array(divisor, dtype))
+        for a, b in zip(got[:2], want[:2]):
+            assert a.dtype == b.dtype == np.dtype(dtype)
+            if tiny <= abs(divisor) <= huge:
+                np.testing.assert_allclose(a, b, rtol=2 * ulp, atol=float(info.smallest_subnormal), equal_nan=True)
+            else:
+                np.testing.assert_array_equal(a, b)  # divided as written: same infinities and NaNs
+        np.testing.assert_allclose(got[2], want[2], rtol=2 * ulp, equal_nan=True)
+        np.testing.assert_array_equal(got[3], want[3])
+
+
 def test_integer_and_bool_kernels():
     i = gc.vector("i", dtype="int64")
     b = gc.vector("b", dtype="bool")
