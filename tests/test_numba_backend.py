@@ -148,7 +148,8 @@ def test_division_by_a_value_the_loop_does_not_change_multiplies_within_a_roundi
     info = np.finfo(dtype)
     tiny, huge = float(info.tiny), 1.0 / float(info.tiny)  # the range of divisors multiplied
     x, d = gc.vector("x", dtype=dtype), gc.scalar("d", dtype=dtype)
-    outputs = [x / d, gc.sqrt(gc.abs(x) / d) * 2.0, x / 3.0, x / (tiny / 2)]  # the last a subnormal constant
+    # the last two: a subnormal constant, and a sum over lanes
+    outputs = [x / d, gc.sqrt(gc.abs(x) / d) * 2.0, x / 3.0, x / (tiny / 2), gc.sum(x / d)]
     fast = gc.function([x, d], outputs, backend="numba")
     slow = gc.function([x, d], outputs, backend="numpy")
     assert sum(k.source.count("rok") for k in fast.kernels) >= 4  # 4 divisions, each checked once
@@ -166,6 +167,15 @@ def test_division_by_a_value_the_loop_does_not_change_multiplies_within_a_roundi
                 np.testing.assert_array_equal(a, b)  # divided as written: same infinities and NaNs
         np.testing.assert_allclose(got[2], want[2], rtol=2 * ulp, equal_nan=True)
         np.testing.assert_array_equal(got[3], want[3])
+        if np.isfinite(divisor) and divisor:
+            finite = np.isfinite(value)
+            ok = fast(value[finite], np.array(divisor, dtype))[4], slow(value[finite], np.array(divisor, dtype))[4]
+            np.testing.assert_allclose(*ok, rtol=TOL[dtype])
+    big = np.random.default_rng(1).normal(size=40_000).astype(dtype)
+    parallel = gc.function([x, d], gc.exp(x / d), backend="numba")
+    got = parallel(big, np.array(0.3, dtype))
+    assert any(k.parallel and "rok" in k.source for k in parallel.kernels)
+    np.testing.assert_allclose(got, np.exp(big / np.array(0.3, dtype)), rtol=TOL[dtype])
 
 
 def test_integer_and_bool_kernels():
