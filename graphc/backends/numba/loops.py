@@ -80,13 +80,11 @@ _VECTOR_CALL = re.compile(r"\bmath\.(" + "|".join(vmath.FUNCTIONS) + r")\(")
 
 def module_text(body: str) -> str:
     """A kernel's module: imports, then ``body``, with libm calls vectorizable where libmvec is."""
+    imports = "\nfrom graphc.backends.numba.division import quotient\n" if "quotient(" in body else ""
     if vmath.AVAILABLE:
-        return (
-            HEADER.format(vm="\nfrom graphc.backends.numba import vmath as vm\n")
-            + "\n"
-            + _VECTOR_CALL.sub(r"vm.\1(", body)
-        )
-    return HEADER.format(vm="") + "\n" + body
+        imports += "\nfrom graphc.backends.numba import vmath as vm\n"
+        body = _VECTOR_CALL.sub(r"vm.\1(", body)
+    return HEADER.format(vm=imports) + "\n" + body
 
 
 def literal(value: np.ndarray) -> str:
@@ -183,8 +181,9 @@ def scalar_program(op: Fused, names: list[str], reciprocals: frozenset[int] = fr
     code of the inputs (variables or inlined constants) and gets each ``t<k>`` appended. Every
     loop kernel, on the CPU or the GPU, is this program inside some indexing.
 
-    The divisions at the instruction indices in ``reciprocals`` multiply by ``rc<k>`` where
-    ``rok<k>`` holds, computed before the loop by :func:`reciprocal_lines`."""
+    The divisions at the instruction indices in ``reciprocals`` go through
+    :func:`~graphc.backends.numba.division.quotient` with ``rc<k>``, the divisor's reciprocal,
+    where ``rok<k>`` holds (both computed before the loop by :func:`reciprocal_lines`)."""
     types, n, lines = op._types, op.nin, []
     for k, (row, in_refs) in enumerate(op.program):
         dtype = types[n + k].dtype
@@ -196,7 +195,8 @@ def scalar_program(op: Fused, names: list[str], reciprocals: frozenset[int] = fr
             ]
         code = row.kernel.format(*ins, T=CTOR[dtype])
         if k in reciprocals:
-            code = f"({ins[0]} * rc{k}) if rok{k} else ({code})"
+            largest = f"{CTOR[dtype]}({float(np.finfo(dtype).max)!r})"
+            code = f"quotient({ins[0]}, dv{k}, rc{k}, {largest}) if rok{k} else ({code})"
         lines.append(f"t{k} = {CTOR[dtype]}({code})")
         names.append(f"t{k}")
     return lines
@@ -222,16 +222,13 @@ def invariant_divisions(op: Fused, invariant: set[int]) -> list[int]:
 
 
 def reciprocal_lines(op: Fused, k: int, divisor: str) -> list[str]:
-    """Before the loop: the reciprocal of instruction ``k``'s divisor (the code ``divisor``) and
-    whether multiplying by it stands in for the division.
+    """Before the loop: the divisor of instruction ``k`` (the code ``divisor``), its reciprocal,
+    and whether the loop may divide through it (:mod:`~graphc.backends.numba.division`: the
+    division's bits, within one ulp for tiny operands, and no pass through the divider).
 
-    A division costs a vector divider pass per element (about 1.3 ns per 8 float32 here, as much
-    as a square root); a multiplication does not. ``a * (1/d)`` is within one rounding of
-    ``a / d`` when ``1/d`` is a normal number: a relative error of at most 2**-23 in float32
-    (2**-52 in float64), the differential tests' tolerances being far wider. Outside that range
-    (``d`` zero, infinite, NaN, subnormal, or so large that ``1/d`` is subnormal) the reciprocal
-    would overflow or lose digits, so the loop divides as written: every infinity and NaN the
-    division gives, the kernel gives. The test is loop-invariant: LLVM splits the loop on it."""
+    Only a reciprocal that is a normal number will do: for ``d`` zero, infinite, NaN, subnormal
+    or so large that ``1/d`` is subnormal, the loop divides as written. The test is
+    loop-invariant, so LLVM splits the loop on it and the fast loop has no branch."""
     dtype = op._types[op.nin + k].dtype
     ctor, (low, high) = CTOR[dtype], _SAFE_DIVISOR[dtype]
     return [
@@ -390,8 +387,7 @@ def fused_source(
         w("lanes = np.zeros(8, np.float64)", "whole = dd - dd % 8")
         w(*(f"gm{k} = np.zeros(dd, np.float64)" for k in rows.scatter))
 
-    # Divisions by a value the loop does not change multiply by its reciprocal where that is exact
-    # to a rounding (reciprocal_lines).
+    # Divisions by a value the loop does not change go through its reciprocal (reciprocal_lines).
     invariant = {p: inline[p] for p in inline}
     invariant.update({p: f"v{p}[{index(reads_axis[i])}]" for i, p in enumerate(reading) if not any(reads_axis[i])})
     reciprocals = frozenset(invariant_divisions(op, set(invariant)))
