@@ -15,7 +15,7 @@ import numpy as np
 from .errors import ArityError, DTypeError, GraphError, ShapeError
 from .graph import Constant, Graph, Input, SharedVariable, Variable, coerce_value, graph_inputs
 from .ops.base import as_variable
-from .types import format_shape
+from .types import DTYPES, format_shape
 
 #: Backend name -> module with a ``compile(leaves, outputs)`` function.
 BACKENDS = {"numpy": "graphc.backends.reference", "numba": "graphc.backends.numba", "cuda": "graphc.backends.cuda"}
@@ -138,7 +138,8 @@ class Function:
         return [self._coerce(var, value, i) for i, (var, value) in enumerate(zip(self.inputs, values))]
 
     def _coerce(self, var: Input, value, position: int) -> np.ndarray:
-        if type(value) is np.ndarray and value.dtype.name == var.dtype and var.type.accepts_shape(value.shape):
+        # NumPy's native dtypes are singletons: a byte-swapped or unusual one takes the checked path
+        if type(value) is np.ndarray and value.dtype is _NATIVE[var.dtype] and var.type.accepts_shape(value.shape):
             return value
         what = f"argument {position + 1} ({var.name or 'unnamed'}, {var.type})"
         accepts = getattr(self._run, "accepts", None)
@@ -220,6 +221,7 @@ class Function:
         return f"<graphc.Function({self._signature()}) backend={self.backend}, {len(self.graph)} nodes>"
 
 
+_NATIVE = {name: np.dtype(name) for name in DTYPES}
 _MISSING = object()
 
 

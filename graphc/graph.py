@@ -424,7 +424,7 @@ def coerce_value(value, ttype: TensorType, what: str, copy: bool = True) -> np.n
             raise DTypeError(f"{what} expects {ttype.dtype}, got {type(value).__name__} of dtype {array.dtype}")
     if not ttype.accepts_shape(array.shape):
         raise ShapeError(f"{what} expects shape {_fmt(ttype.shape)}, got a value of shape {array.shape}")
-    if not copy and array.dtype.name == ttype.dtype:
+    if not copy and array.dtype == np.dtype(ttype.dtype):  # the dtype in native byte order
         return array
     out = aligned_empty(array.shape, ttype.dtype)
     out[...] = array

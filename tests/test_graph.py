@@ -431,6 +431,12 @@ def test_shared_values_start_at_a_cache_line_unless_borrowed():
     w = gc.shared(np.zeros(3))
     w.set_value(lent, borrow=True)
     assert w.get_value(borrow=True) is lent
+    swapped = np.arange(3.0).astype(">f8")  # not native: copied, even when lent
+    w.set_value(swapped, borrow=True)
+    assert w.get_value(borrow=True).dtype == np.float64 and w.get_value(borrow=True).dtype.isnative
+    x = gc.vector("x")
+    f = gc.function([x], x * 2 + w, backend="numba")
+    np.testing.assert_array_equal(f(swapped), [0.0, 3.0, 6.0])
 
 
 def test_shared_dtype_is_inferred_from_value():
