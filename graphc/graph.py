@@ -443,9 +443,10 @@ def aligned_empty(shape: tuple[int, ...], dtype: str) -> np.ndarray:
     training step, whose 20 shared arrays the Adam updates rewrite every step, took 0-3% longer
     with them 16 bytes off a cache line, and 11% longer in a slow process (docs/numba.md)."""
     dtype, size = np.dtype(dtype), math.prod(shape)
-    raw = np.empty(max(size, 1) * dtype.itemsize + ALIGNMENT, np.uint8)
+    nbytes = max(size, 1) * dtype.itemsize  # an empty array still gets a byte to start at
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
-    return raw[start : start + max(size, 1) * dtype.itemsize].view(dtype)[:size].reshape(shape)
+    return raw[start : start + nbytes].view(dtype)[:size].reshape(shape)
 
 
 def _fmt(shape) -> str:

@@ -209,15 +209,14 @@ _SAFE_DIVISOR = {
 }
 
 
-def invariant_divisions(op: Fused, invariant: set[int]) -> list[int]:
-    """The instructions of ``op`` dividing floats by one of the ``invariant`` inputs (a constant,
-    or an input that broadcasts over the whole iteration space): Adam's bias corrections, a
-    mean's count."""
-    n = op.nin
+def invariant_divisions(op: Fused, invariant) -> list[int]:
+    """The instructions of ``op`` dividing floats by one of the ``invariant`` input positions (a
+    constant, or an input that broadcasts over the whole iteration space): Adam's bias
+    corrections, a mean's count."""
     return [
         k
         for k, (row, in_refs) in enumerate(op.program)
-        if row.name == "div" and in_refs[1] < n and in_refs[1] in invariant and op._types[n + k].dtype in _SAFE_DIVISOR
+        if row.name == "div" and in_refs[1] in invariant and op._types[op.nin + k].dtype in _SAFE_DIVISOR
     ]
 
 
@@ -390,7 +389,7 @@ def fused_source(
     # Divisions by a value the loop does not change go through its reciprocal (reciprocal_lines).
     invariant = {p: inline[p] for p in inline}
     invariant.update({p: f"v{p}[{index(reads_axis[i])}]" for i, p in enumerate(reading) if not any(reads_axis[i])})
-    reciprocals = frozenset(invariant_divisions(op, set(invariant)))
+    reciprocals = frozenset(invariant_divisions(op, invariant))
     for k in sorted(reciprocals):
         w(*reciprocal_lines(op, k, invariant[op.program[k][1][1]]))
 
