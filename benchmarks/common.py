@@ -45,6 +45,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import placement
+
 #: Packages whose versions the header prints (distribution names), in this order.
 VERSIONED = ["numpy", "scipy", "numba", "llvmlite", "numexpr", "jax", "jaxlib", "pytensor", "torch"]
 
@@ -600,8 +602,10 @@ def run_cases(
         prepare_process()
         for name, make, note in cases:
             if name == args.row:
+                before = placement.cross_core_ns()
                 row = run_case(table, name, make, args=args, check=check, extra=extra, note=note)
-                print(ROW_MARK + json.dumps(dataclasses.asdict(row)), flush=True)
+                record = dataclasses.asdict(row) | {"placement": placement.label(before, placement.cross_core_ns())}
+                print(ROW_MARK + json.dumps(record), flush=True)
         return table
     runs = args.processes or (1 if args.quick else 3)
     skipped = {name: skip_reason(args, name) or ("not available" if make is None else None) for name, make, _ in cases}
@@ -632,10 +636,37 @@ def run_cases(
         row = timed[len(timed) // 2]  # the process with the median time
         note = row["note"]
         if len(timed) > 1:
-            medians = ", ".join(format_seconds(r["timing"]["median"]) for r in timed)
+            medians = ", ".join(f"{format_seconds(r['timing']['median'])} {r['placement']}".rstrip() for r in timed)
             note = (note + "; " if note else "") + f"median of {len(timed)} processes ({medians})"
         table.add(name, Timing(**row["timing"]), note=note, **row["extra"])
+    near = placement_note(table.baseline, results)
+    if near:
+        table.notes.append(near)
     return table
+
+
+def placement_note(baseline: str, results: dict[str, list[dict]]) -> str:
+    """Each row's median over the processes the host ran with its two CPUs near each other (``placement.py``).
+
+    The medians over all processes follow how many of a row's processes the host ran far; this line compares
+    the rows on the processes it ran near, where the two-thread products run at full speed.
+    """
+    near = {}
+    for name, records in results.items():
+        times = [r["timing"]["median"] for r in records if r["timing"] and r["placement"] == "near"]
+        if times:
+            near[name] = (statistics.median(times), len(times), len(records))
+    if not near:
+        return ""
+    base = near.get(baseline, (None,))[0]
+    parts = [
+        f"{name} {format_seconds(t)}" + (f" ({t / base:.2f}x)" if base else "") + f" in {k} of {n}"
+        for name, (t, k, n) in near.items()
+    ]
+    return (
+        f"median over the processes run with both CPUs near each other (cross-core transfer <= "
+        f"{placement.NEAR_NS:.0f} ns before and after): " + "; ".join(parts)
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
