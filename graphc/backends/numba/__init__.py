@@ -26,6 +26,7 @@ from ...profiling import Clocks, StepInfo, swapped_driver
 from .. import reference
 from . import (
     cache,
+    compiled,
     image,  # noqa: F401  (the conv and pooling kernels, registered with lower)
     streaming,
 )
@@ -137,7 +138,13 @@ def _passive_threads() -> None:
 class Program:
     """What the backend built for one function: the driver, its kernels and their source."""
 
-    def __init__(self, leaves: list[Variable], outputs: list[Variable], inplace: dict[int, int] | None = None):
+    def __init__(
+        self,
+        leaves: list[Variable],
+        outputs: list[Variable],
+        inplace: dict[int, int] | None = None,
+        compile_driver: bool = True,
+    ):
         self.leaves, self.outputs = leaves, outputs
         names: dict[Variable, str] = {v: f"v{i}" for i, v in enumerate(leaves)}
         contiguous: set[Variable] = set()
@@ -182,6 +189,7 @@ class Program:
         overwritten, writers = _write_in_place(units, order, outputs, candidates) if candidates else (set(), {})
         uses_blas = any(step.blas for _, step in units)
         needed = [units[k][1].kernel for k in order if units[k][1].kernel is not None]
+        plan = compiled.Plan() if compile_driver else None
         _passive_threads()
         cache.load_all([k.text for k in needed])  # compiles what is not cached, two at a time
         for kernel in needed:
@@ -215,6 +223,8 @@ class Program:
             label = f"{step.kernel.name} [kernel {len(self._kernels)}]" if step.kernel else what[0].op.name
             self.profile_steps.append(StepInfo(names_of_call, label, tuple(what)))
             lines.append(f"    {target + ' = ' if target else ''}{call}({', '.join(args)}){comment}")
+            if plan is not None:
+                plan.add(step, target, args, comment, parallel=call != f"op{k}")
             if step.kernel is not None:
                 self._kernels.append(step.kernel)
             if step.contiguous_out:
@@ -231,6 +241,23 @@ class Program:
         exec(builtins.compile(self.driver_source, "<graphc driver>", "exec"), env)
         self.driver, self.driver_env = env["driver"], env
         self._reference = None
+        self.compiled_source = None  # the compiled driver's module, once it works (compiled.py)
+        if plan is not None and plan.ok:
+            self._try_compiled(plan, head, prologue, results, leaves, names)
+
+    def _try_compiled(self, plan, head: str, prologue: list[str], results: list[str], leaves, names) -> None:
+        """Run the Python driver until the function is hot, then the compiled one (compiled.py)."""
+        params = [names[v] for v in leaves]
+        constants = plan.constants(self.driver_env)
+        text = plan.module_text(params, constants, results)
+        if text is None:
+            return
+        body = head + "\n".join(prologue) + ("\n" if prologue else "")
+        arguments = ", ".join(params + constants + plan.extra_args)
+        namespace = dict(self.driver_env, **plan.extra_values())
+        packed = f"({arguments},)" if arguments else "()"
+        exec(builtins.compile(body + f"    return {packed}\n", "<graphc driver arguments>", "exec"), namespace)
+        self.driver = compiled.Upgrade(self, text, namespace["driver"])
 
     @property
     def kernels(self) -> list[Kernel]:
@@ -240,6 +267,8 @@ class Program:
     def source(self) -> str:
         """The driver and every kernel's source, as generated."""
         parts = ["# driver\n" + self.driver_source]
+        if self.compiled_source:
+            parts.append("# compiled driver (the calls run it; profiling runs the one above)\n" + self.compiled_source)
         for k, kernel in enumerate(self.kernels):
             parts.append(f"# kernel {k}: {kernel.name}\n{kernel.source}")
         return "\n".join(parts)

@@ -183,6 +183,28 @@ def _load_file(key: str, path: Path, name: str = "kernel"):
     return fn
 
 
+def compiled_before(module_text: str) -> bool:
+    """Whether numba's cache holds recorded machine code for this module (a quick look, no load)."""
+    key = _key(module_text)
+    path = cache_dir() / key[:2] / f"k{key}.py"
+    try:
+        recorded = json.loads(path.with_suffix(".sums").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(recorded) and path.exists() and _sums(path) == recorded
+
+
+def record(module_text: str) -> None:
+    """Record numba's cache files of a module whose function compiled after its import (the
+    compiled driver is typed on its first call): unrecorded files are taken for damage."""
+    key = _key(module_text)
+    path = _entry(module_text, key)
+    with _entry_lock(path):
+        found = _sums(path)
+        if found:
+            _write_new(path.with_suffix(".sums"), json.dumps(found).encode(), replace=True)
+
+
 #: Fewest uncached kernels for which a second process compiles half of them.
 PARALLEL_COMPILE = 4
 

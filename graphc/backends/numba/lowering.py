@@ -65,6 +65,9 @@ class Step:
     blas: bool = False  # it calls BLAS (whose threads must not meet parallel loops)
     outputs: list | None = None  # the variables it returns, when not just its node's outputs
     aliases: dict = field(default_factory=dict)  # result -> the argument whose array it was written into
+    # The call in the compiled driver (compiled.py): ``{0}``... stand for the arguments, ``{kernel}`` for
+    # the kernel; None: a kernel step is called directly, any other step keeps the Python driver.
+    inline: str | None = None
 
 
 class _Later:
@@ -232,7 +235,11 @@ def _(op: MatMul, node: Node) -> Step:
     # transposed operands that a C-contiguous kernel signature would force.
     if node.outputs[0].ndim == 0:  # vector @ vector: np.matmul returns a NumPy scalar
         return Step(op.perform, list(node.inputs), multi=True)
-    return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True, blas=True)
+    a, b = node.inputs
+    dtype = node.outputs[0].dtype
+    plain = a.ndim == b.ndim == 2 and a.dtype == b.dtype == dtype and dtype in ("float32", "float64")
+    inline = f"_matmul({{0}}, {{1}}, _gemm_{dtype})" if plain else None
+    return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True, blas=True, inline=inline)
 
 
 @lower.register
@@ -254,7 +261,19 @@ def _(op: DimShuffle, node: Node) -> Step:
             x = x.transpose(perm)
         return x if index is None else x[index]
 
-    return Step(dimshuffle, list(node.inputs), multi=False)
+    return Step(dimshuffle, list(node.inputs), multi=False, inline=_inline_dimshuffle(node.inputs[0].ndim, op.order))
+
+
+def _inline_dimshuffle(ndim: int, order: tuple) -> str | None:
+    """The same view in the compiled driver: a transpose, or a reshape that drops axes of length
+    one (the reshape raises when one is longer) or inserts them; other views keep the Python driver."""
+    kept = [o for o in order if o != "x"]
+    if "x" not in order and len(kept) == ndim:
+        return "{0}.T" if ndim == 2 and kept == [1, 0] else f"{{0}}.transpose({tuple(kept)})"
+    if kept != sorted(kept):
+        return None
+    shape = ", ".join("1" if o == "x" else f"{{0}}.shape[{o}]" for o in order)
+    return f"{{0}}.reshape(({shape}{',' if len(order) == 1 else ''}))"
 
 
 # ----- softmax and its cross-entropy: rows in parallel ------------------------------------------
@@ -337,8 +356,14 @@ def _(op: Softmax, node: Node) -> Step:
         moved = x.shape[:axis] + x.shape[axis + 1 :] + (x.shape[axis],)
         return np.moveaxis(out.reshape(moved), -1, axis) if axis != x.ndim - 1 else out.reshape(x.shape)
 
+    last = node.inputs[0].ndim == 2 and op.axis == 1
     return Step(
-        softmax, list(node.inputs), multi=False, kernel=kernel, contiguous_out=op.axis == node.inputs[0].ndim - 1
+        softmax,
+        list(node.inputs),
+        multi=False,
+        kernel=kernel,
+        contiguous_out=op.axis == node.inputs[0].ndim - 1,
+        inline="{kernel}(np.ascontiguousarray({0}))" if last else None,
     )
 
 
@@ -353,4 +378,8 @@ def _(op: SoftmaxCrossEntropy, node: Node) -> Step:
         out = kernel.fn(_rows(z, axis), _rows(t, axis))
         return out.reshape(z.shape[:axis] + z.shape[axis + 1 :]).astype(dtype, copy=False)
 
-    return Step(cross_entropy, list(node.inputs), multi=False, kernel=kernel, contiguous_out=True)
+    z, t = node.inputs
+    rows = z.ndim == 2 and axis == 1 and t.type.shape == z.type.shape and None not in z.type.shape
+    rows = rows and z.dtype == t.dtype == node.outputs[0].dtype == dtype
+    inline = "{kernel}(np.ascontiguousarray({0}), np.ascontiguousarray({1}))" if rows else None
+    return Step(cross_entropy, list(node.inputs), multi=False, kernel=kernel, contiguous_out=True, inline=inline)
