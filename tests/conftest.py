@@ -14,7 +14,12 @@ import sys
 
 import pytest
 
-import graphc  # noqa: F401  (loads graphc.function)
+# numba-cuda reads this once, when numba loads its extensions (importing numba.core.errors or
+# numba.extending, or a first compile, does), so it is set before any test module imports numba:
+# the CUDA tests run on the simulator unless the environment says otherwise (tests/test_cuda_backend.py).
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import graphc  # noqa: E402, F401  (loads graphc.function)
 
 BACKEND = os.environ.get("GRAPHC_TEST_BACKEND", "numpy")
 

@@ -121,7 +121,7 @@ def test_a_kernel_called_by_symbol_takes_only_its_signatures_types():
 @pytest.mark.parametrize("shapes", [((5, 7), (7, 3)), ((1, 4), (4, 1)), ((0, 3), (3, 2)), ((3, 0), (0, 2))])
 def test_products_through_numpys_blas(dtype, shapes):
     s, d, bits = compiled.blas()
-    matmul = compiled.matmul64 if bits == 64 else compiled.matmul32
+    matmul = compiled.matmul_for(bits)
     rng = np.random.default_rng(0)
     (m, k), (_, n) = shapes
     a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)

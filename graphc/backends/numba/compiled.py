@@ -147,11 +147,12 @@ def _gemm_intrinsic(bits: int):
     return gemm
 
 
-_GEMM = {64: _gemm_intrinsic(64), 32: _gemm_intrinsic(32)}
-
-
-def _matmul_for(bits: int):
-    gemm = _GEMM[bits]
+@functools.cache
+def matmul_for(bits: int):
+    """The product the compiled driver calls, for BLAS integers of ``bits`` bits. Made on first use:
+    applying ``numba.njit`` loads numba's extensions, numba-cuda's among them, which read their
+    configuration then (a test sets the CUDA simulator's before that)."""
+    gemm = _gemm_intrinsic(bits)
 
     @nb.njit(nogil=True)
     def matmul(a, b, address):
@@ -182,10 +183,6 @@ def _matmul_for(bits: int):
         return c
 
     return matmul
-
-
-matmul64 = _matmul_for(64)
-matmul32 = _matmul_for(32)
 
 
 #: What a first call raises when numba cannot type or lower the compiled driver.
@@ -257,7 +254,8 @@ class Plan:
             "from graphc.backends.numba.compiled import kernel_by_key, unlinked",
         ]
         if self.blas:
-            head.append(f"from graphc.backends.numba.compiled import matmul{blas()[2]} as _matmul")
+            head.append("from graphc.backends.numba.compiled import matmul_for")
+            head.append(f"_matmul = matmul_for({blas()[2]})")
         head += [f'{name} = unlinked(kernel_by_key("{key}"))' for key, name in self.kernels.items()]
         return (
             "\n".join(head)
