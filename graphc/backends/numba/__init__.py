@@ -5,7 +5,8 @@ generated loop kernels, softmax to row kernels, matrix products to BLAS, the res
 reference), then writes one straight-line Python *driver* that calls them with positional
 arrays, so a call costs one Python frame plus one dispatch per kernel rather than a loop over
 nodes. Kernels are compiled by numba with explicit signatures and kept in the persistent cache
-(``cache.py``).
+(``cache.py``). A function called often switches to a compiled driver (``compiled.py``): the same
+calls from one numba function.
 
 Errors: kernels check the lengths they rely on and raise a bare ``ValueError``; on any failure
 the driver re-runs the call on the NumPy reference backend, which raises the same precise error
