@@ -22,6 +22,14 @@ def _finish_compiling():
         thread.join()
 
 
+def _hot(f, *args):
+    """Call ``f`` until its compiled driver is in use (or it is clear there will be none)."""
+    for _ in range(compiled.HOT_CALLS + 1):
+        f(*args)
+    _finish_compiling()
+    return f(*args)
+
+
 def _mlp_step(seed: int = 0, features: int | None = 8):
     """A training step with every kind of step the compiled driver takes: products with transposed
     operands, fused kernels, softmax cross-entropy rows, bias sums squeezed, in-place updates."""
@@ -64,17 +72,17 @@ def test_a_hot_training_step_swaps_in_the_compiled_driver_and_keeps_the_bits(mon
 @pytest.mark.skipif(compiled.blas() is None, reason="NumPy without its bundled OpenBLAS: products keep Python")
 def test_errors_after_the_swap_still_name_the_op(monkeypatch):
     monkeypatch.setattr(compiled, "HOT_CALLS", 2)
-    f, params = _mlp_step(features=None)  # a length the call does not check: the product does
-    x, t = _batch()
-    for _ in range(3):
-        f(x, t)
-    _finish_compiling()
+    x = gc.matrix("x", dtype="float32", shape=(16, None))  # a length the call does not check: the product does
+    w = gc.shared(np.ones((8, 12), np.float32), name="w")
+    steps = gc.shared(np.zeros(3, np.float32), name="steps")
+    f = gc.function([x], gc.relu(x @ w), updates={steps: steps + 1.0}, backend="numba")
+    value = np.ones((16, 8), np.float32)
+    np.testing.assert_array_equal(_hot(f, value), np.full((16, 12), 8.0, np.float32))
     assert f._run.compiled_source is not None
-    before = [p.get_value() for p in params]
-    with pytest.raises(gc.EvaluationError, match="matmul|shape"):
-        f(np.ones((16, 9), np.float32), t)
-    for p, value in zip(params, before):  # a failed call leaves the shared values as they were
-        assert np.array_equal(p.get_value(), value)
+    before = steps.get_value()
+    with pytest.raises(gc.EvaluationError, match="matmul"):
+        f(np.ones((16, 9), np.float32))
+    assert np.array_equal(steps.get_value(), before)  # a failed call leaves the shared values as they were
 
 
 def test_a_driver_that_does_not_compile_leaves_the_python_driver(monkeypatch):
@@ -114,6 +122,8 @@ def test_a_kernel_called_by_symbol_takes_only_its_signatures_types():
         twice(a.T)
     with pytest.raises(nb.core.errors.TypingError):
         twice(a.astype(np.float32))
+    with pytest.raises(LookupError):  # a kernel compiled again under another symbol is refused
+        compiled.unlinked(double, "not its symbol")
 
 
 @pytest.mark.skipif(compiled.blas() is None, reason="NumPy without its bundled OpenBLAS")
@@ -134,6 +144,42 @@ def test_products_through_numpys_blas(dtype, shapes):
             np.testing.assert_allclose(got, left @ right, rtol=tol, atol=tol)
     with pytest.raises(ValueError, match="operand lengths"):
         matmul(a, rng.normal(size=(k + 1, n)).astype(dtype), address)
+
+
+@pytest.mark.skipif(compiled.blas() is None, reason="NumPy without its bundled OpenBLAS")
+def test_products_with_a_side_of_length_one_keep_numpys_bits(monkeypatch):
+    """NumPy's matmul calls gemv or dot there, whose bits differ from gemm's: such a product
+    keeps the function on the Python driver, which calls NumPy."""
+    monkeypatch.setattr(compiled, "HOT_CALLS", 2)
+    rng = np.random.default_rng(0)
+    for a_shape, b_shape in [((64, 300), (300, 1)), ((1, 300), (300, 64)), ((1, 300), (300, 1))]:
+        a, b = gc.matrix("a", dtype="float32", shape=a_shape), gc.matrix("b", dtype="float32", shape=b_shape)
+        f = gc.function([a, b], (a @ b) * 2.0, backend="numba")
+        av, bv = rng.normal(size=a_shape).astype(np.float32), rng.normal(size=b_shape).astype(np.float32)
+        got = _hot(f, av, bv)
+        assert np.array_equal(got, (av @ bv) * np.float32(2.0))
+        assert f._run.compiled_source is None
+
+
+def test_arguments_of_another_layout_after_the_swap_take_the_python_driver(monkeypatch):
+    monkeypatch.setattr(compiled, "HOT_CALLS", 2)
+    x = gc.matrix("x", shape=(4, 6))
+    f = gc.function([x], gc.expand_dims(x, 1) * 2.0, backend="numba")
+    value = np.arange(24.0).reshape(4, 6)
+    np.testing.assert_array_equal(_hot(f, value), value[:, None, :] * 2.0)
+    assert f._run.compiled_source is not None
+    strided = np.arange(48.0).reshape(4, 12)[:, ::2]  # not contiguous: numba's reshape refuses it
+    np.testing.assert_array_equal(f(strided), strided[:, None, :] * 2.0)
+    np.testing.assert_array_equal(f(value), value[:, None, :] * 2.0)
+
+
+def test_squeezing_an_axis_not_known_to_have_length_one_keeps_the_error(monkeypatch):
+    monkeypatch.setattr(compiled, "HOT_CALLS", 2)
+    x = gc.matrix("x", shape=(None, None))
+    f = gc.function([x], gc.squeeze(x, 0) * 2.0, backend="numba")
+    np.testing.assert_array_equal(_hot(f, np.ones((1, 3))), np.full(3, 2.0))
+    with pytest.raises(gc.EvaluationError):  # a reshape would turn (2, 0) into (0,)
+        f(np.ones((2, 0)))
 
 
 SCRIPT = textwrap.dedent(

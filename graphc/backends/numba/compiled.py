@@ -50,11 +50,18 @@ def _fits(actual, wanted) -> bool:
     return actual == wanted
 
 
-def unlinked(dispatcher):
-    """An intrinsic calling ``dispatcher``'s one compiled version by its symbol."""
+def unlinked(dispatcher, symbol: str | None = None):
+    """An intrinsic calling ``dispatcher``'s one compiled version by its symbol.
+
+    numba numbers the symbols of a process's functions, so a kernel compiled again (its cache
+    entry was damaged) may get another name than the one a cached driver calls: the driver's
+    module names the symbol it was written for (so its cache entry changes with it), and a
+    kernel with another symbol is refused here rather than called through a missing one."""
     (sig,) = dispatcher.signatures
     cres = dispatcher.overloads[sig]
     fndesc, csig = cres.fndesc, cres.signature
+    if symbol is not None and fndesc.mangled_name != symbol:
+        raise LookupError(f"kernel compiled as {fndesc.mangled_name}, not {symbol}")
 
     def codegen(context, builder, signature, args):
         fn = context.declare_function(builder.module, fndesc)
@@ -185,10 +192,6 @@ def matmul_for(bits: int):
     return matmul
 
 
-#: What a first call raises when numba cannot type or lower the compiled driver.
-NOT_COMPILABLE = nb.core.errors.NumbaError
-
-
 def kernel_by_key(key: str):
     """A kernel the program loaded (``cache.load``), by its cache key: the compiled driver's
     module names its kernels this way, so its text, and so its cache entry, changes with them."""
@@ -203,14 +206,17 @@ class Plan:
     def __init__(self):
         self.ok = True  # every step so far has a compiled form
         self.lines: list[str] = []
-        self.kernels: dict[str, str] = {}  # cache key -> the intrinsic's name
+        self.kernels: dict[str, tuple[str, str]] = {}  # cache key -> (the intrinsic's name, the kernel's symbol)
         self.blas = False
 
     def _kernel(self, kernel) -> str:
         from . import cache
 
         key = cache._key(kernel.text)
-        return self.kernels.setdefault(key, f"k{len(self.kernels)}")
+        if key not in self.kernels:
+            (sig,) = kernel.fn.signatures
+            self.kernels[key] = (f"k{len(self.kernels)}", kernel.fn.overloads[sig].fndesc.mangled_name)
+        return self.kernels[key][0]
 
     def add(self, step, target: str, args: list[str], comment: str, parallel: bool) -> None:
         from .lowering import Kernel
@@ -256,7 +262,9 @@ class Plan:
         if self.blas:
             head.append("from graphc.backends.numba.compiled import matmul_for")
             head.append(f"_matmul = matmul_for({blas()[2]})")
-        head += [f'{name} = unlinked(kernel_by_key("{key}"))' for key, name in self.kernels.items()]
+        head += [
+            f'{name} = unlinked(kernel_by_key("{key}"), "{symbol}")' for key, (name, symbol) in self.kernels.items()
+        ]
         return (
             "\n".join(head)
             + "\n\n\n"
@@ -323,16 +331,23 @@ class Upgrade:
             fn = cache.load(self.text, name="driver")
             with cache._quick_loads():  # a load from numba's cache needs only numba's runtime
                 fn.compile(tuple(nb.typeof(a) for a in example))
+            fn.disable_compile()  # arguments of other types go to the Python driver (below)
         except Exception:  # noqa: BLE001  (cannot type, lower or load it: the Python driver stays)
             self.python_for_good()
             return False
         finally:
             _compiling.discard(threading.current_thread())
         cache.record(self.text)
-        arguments = self.arguments
+        arguments, python = self.arguments, self.python
 
         def driver(values):
-            return list(fn(*arguments(values)))
+            args = arguments(values)
+            try:
+                return list(fn(*args))
+            except TypeError as err:  # numba found no compiled version for these types
+                if not str(err).startswith("No matching definition"):
+                    raise
+                return python(values)
 
         self.program.compiled_source = self.text
         self.ready = driver

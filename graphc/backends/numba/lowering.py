@@ -238,6 +238,11 @@ def _(op: MatMul, node: Node) -> Step:
     a, b = node.inputs
     dtype = node.outputs[0].dtype
     plain = a.ndim == b.ndim == 2 and a.dtype == b.dtype == dtype and dtype in ("float32", "float64")
+    # NumPy's matmul calls gemv or dot when a side has length 1; the compiled driver always calls
+    # gemm, whose bits differ: it takes only products whose lengths are known to be 2 or more.
+    if plain:
+        m, n = a.type.shape[0], b.type.shape[1]
+        plain = m is not None and n is not None and m >= 2 and n >= 2
     inline = f"_matmul({{0}}, {{1}}, _gemm_{dtype})" if plain else None
     return Step(np.matmul, list(node.inputs), multi=False, contiguous_out=True, blas=True, inline=inline)
 
@@ -261,16 +266,19 @@ def _(op: DimShuffle, node: Node) -> Step:
             x = x.transpose(perm)
         return x if index is None else x[index]
 
-    return Step(dimshuffle, list(node.inputs), multi=False, inline=_inline_dimshuffle(node.inputs[0].ndim, op.order))
+    inline = _inline_dimshuffle(node.inputs[0].type.shape, op.order)
+    return Step(dimshuffle, list(node.inputs), multi=False, inline=inline)
 
 
-def _inline_dimshuffle(ndim: int, order: tuple) -> str | None:
-    """The same view in the compiled driver: a transpose, or a reshape that drops axes of length
-    one (the reshape raises when one is longer) or inserts them; other views keep the Python driver."""
+def _inline_dimshuffle(shape: tuple, order: tuple) -> str | None:
+    """The same view in the compiled driver: a transpose, or a reshape that drops axes known to
+    have length one or inserts them (a reshape would not notice a dropped axis of length 0);
+    other views keep the Python driver."""
+    ndim = len(shape)
     kept = [o for o in order if o != "x"]
     if "x" not in order and len(kept) == ndim:
         return "{0}.T" if ndim == 2 and kept == [1, 0] else f"{{0}}.transpose({tuple(kept)})"
-    if kept != sorted(kept):
+    if kept != sorted(kept) or any(shape[a] != 1 for a in range(ndim) if a not in kept):
         return None
     shape = ", ".join("1" if o == "x" else f"{{0}}.shape[{o}]" for o in order)
     return f"{{0}}.reshape(({shape}{',' if len(order) == 1 else ''}))"
