@@ -126,14 +126,18 @@ def _writes_last(units: list, order: list[int], writers: dict[int, set[int]]) ->
     return done
 
 
-def _passive_threads() -> None:
-    """Let numba's OpenMP workers sleep as soon as a parallel loop ends, unless the user chose.
+def _brief_spin() -> None:
+    """Let numba's OpenMP workers spin only briefly after a parallel loop, unless the user chose.
 
-    By default they spin for a while; OpenBLAS's threads, and the caller's own NumPy, then share
-    the cores with spinning workers: a product run right after a parallel kernel took 8.2 ms
-    instead of 3.6 ms on 2 cores (docs/numba.md). libgomp reads this when numba first starts its
-    threads, which happens after this runs (at the first parallel call)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    libgomp's default spin kept them busy for milliseconds: OpenBLAS's threads, and the caller's
+    own NumPy, then shared the cores with spinning workers (a product right after a parallel
+    kernel took 8.2 ms instead of 3.6 ms on 2 cores). Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``,
+    sessions 3-8) cost a wake-up per loop instead: W3's steps, one parallel kernel each, took
+    5.05-5.47 ms against 4.55-4.89 ms with a spin of 1000 (docs/performance.md, session 9), which
+    also kept the product case at 1.8-2.2 ms a pair. libgomp reads these when numba first starts
+    its threads, which happens after this runs (at the first parallel call)."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 
 class Program:
@@ -191,7 +195,7 @@ class Program:
         uses_blas = any(step.blas for _, step in units)
         needed = [units[k][1].kernel for k in order if units[k][1].kernel is not None]
         plan = compiled.Plan() if compile_driver else None
-        _passive_threads()
+        _brief_spin()
         cache.load_all([k.text for k in needed])  # compiles what is not cached, two at a time
         for kernel in needed:
             kernel.load()
