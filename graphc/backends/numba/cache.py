@@ -116,11 +116,28 @@ def _key(module_text: str) -> str:
     return _digest((identity() + "\n" + module_text).encode())[:40]
 
 
+def _path(key: str) -> Path:
+    return cache_dir() / key[:2] / f"k{key}.py"
+
+
+def _recorded(path: Path) -> dict | None:
+    """The checksums recorded for an entry's numba files after its last good load, if any."""
+    try:
+        return json.loads(path.with_suffix(".sums").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _record(path: Path, recorded: dict | None) -> None:
+    found = _sums(path)
+    if found and found != recorded:
+        _write_new(path.with_suffix(".sums"), json.dumps(found).encode(), replace=True)
+
+
 def _entry(module_text: str, key: str) -> Path:
     """The file of a module, written (again, if damaged) to the cache."""
-    directory = cache_dir() / key[:2]
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"k{key}.py"
+    path = _path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = module_text.encode()
     if not path.exists():
         _write_new(path, data)
@@ -162,12 +179,8 @@ def _entry_lock(path: Path):
 
 
 def _load_file(key: str, path: Path, name: str = "kernel"):
-    sums_path = path.with_suffix(".sums")
     with _entry_lock(path):
-        try:
-            recorded = json.loads(sums_path.read_text())
-        except (OSError, ValueError):
-            recorded = None
+        recorded = _recorded(path)
         if _sums(path) != recorded:
             _purge(path)
         try:
@@ -175,9 +188,7 @@ def _load_file(key: str, path: Path, name: str = "kernel"):
         except Exception:
             _purge(path)
             module = _import(path, key)
-        found = _sums(path)
-        if found and found != recorded:
-            _write_new(sums_path, json.dumps(found).encode(), replace=True)
+        _record(path, recorded)
     fn = getattr(module, name)
     _loaded[key] = fn
     return fn
@@ -185,24 +196,17 @@ def _load_file(key: str, path: Path, name: str = "kernel"):
 
 def compiled_before(module_text: str) -> bool:
     """Whether numba's cache holds recorded machine code for this module (a quick look, no load)."""
-    key = _key(module_text)
-    path = cache_dir() / key[:2] / f"k{key}.py"
-    try:
-        recorded = json.loads(path.with_suffix(".sums").read_text())
-    except (OSError, ValueError):
-        return False
+    path = _path(_key(module_text))
+    recorded = _recorded(path)
     return bool(recorded) and path.exists() and _sums(path) == recorded
 
 
 def record(module_text: str) -> None:
     """Record numba's cache files of a module whose function compiled after its import (the
     compiled driver is typed on its first call): unrecorded files are taken for damage."""
-    key = _key(module_text)
-    path = _entry(module_text, key)
+    path = _entry(module_text, _key(module_text))
     with _entry_lock(path):
-        found = _sums(path)
-        if found:
-            _write_new(path.with_suffix(".sums"), json.dumps(found).encode(), replace=True)
+        _record(path, _recorded(path))
 
 
 #: Fewest uncached kernels for which a second process compiles half of them.
