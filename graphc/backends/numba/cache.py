@@ -48,12 +48,12 @@ def identity() -> str:
     import numpy
 
     from ... import __version__
-    from . import division, vmath
+    from . import division, rowdot, vmath
 
     features = ll.get_host_cpu_features().flatten()
     # Kernels import these modules' functions and compile them in: a change to them is a change
     # to every kernel using them, whatever graphc's version says.
-    imported = _digest(b"".join(Path(m.__file__).read_bytes() for m in (division, vmath)))[:16]
+    imported = _digest(b"".join(Path(m.__file__).read_bytes() for m in (division, rowdot, vmath)))[:16]
     return (
         f"graphc {__version__}; numba {numba.__version__}; llvmlite {llvmlite.__version__}; numpy {numpy.__version__}; "
         f"python {sys.version_info[:3]}; cpu {ll.get_host_cpu_name()} {features}; opt {numba.config.OPT}; "

@@ -81,6 +81,7 @@ _VECTOR_CALL = re.compile(r"\bmath\.(" + "|".join(vmath.FUNCTIONS) + r")\(")
 def module_text(body: str) -> str:
     """A kernel's module: imports, then ``body``, with libm calls vectorizable where libmvec is."""
     imports = "\nfrom graphc.backends.numba.division import quotient\n" if "quotient(" in body else ""
+    imports += "\nfrom graphc.backends.numba.rowdot import row_dot\n" if "row_dot(" in body else ""
     if vmath.AVAILABLE:
         imports += "\nfrom graphc.backends.numba import vmath as vm\n"
         body = _VECTOR_CALL.sub(r"vm.\1(", body)
@@ -152,8 +153,8 @@ class RowProducts:
     its row's dot product. For each result position in ``scatter`` the kernel also returns
     ``m0.T @ result``, accumulated row by row while the row is in cache. A gradient step of
     linear or logistic regression (``X @ w``, elementwise, ``X.T @ residual``) then reads X once
-    instead of twice. The dot product runs in 8 lanes, a vector operation needing no
-    reassociation (no fast-math).
+    instead of twice. The dot product runs in 8 vector lanes with no reassociation and no
+    fast-math (:func:`~graphc.backends.numba.rowdot.row_dot`).
     """
 
     dot: int
@@ -162,17 +163,7 @@ class RowProducts:
 
     @staticmethod
     def dot_lines(target: str, ctor: str) -> list[str]:
-        return [
-            "lanes[:] = 0.0",
-            "for j0 in range(0, whole, 8):",
-            "    for k in range(8):",
-            "        lanes[k] += m0[i0, j0 + k] * m1[j0 + k]",
-            "tail = 0.0",
-            "for j in range(whole, dd):",
-            "    tail += m0[i0, j] * m1[j]",
-            "pairs = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))",
-            f"{target} = {ctor}(pairs + tail)",
-        ]
+        return [f"{target} = {ctor}(row_dot(m0, i0, m1))"]
 
 
 def scalar_program(op: Fused, names: list[str], reciprocals: frozenset[int] = frozenset()) -> list[str]:
@@ -383,7 +374,6 @@ def fused_source(
         init = _init(MAX if r.reduce.kind is LOGSUMEXP else r.reduce.kind, acc_dtype[r.position])
         w(f"acc{r.position} = np.full({view(kept)}, {init}, {CTOR[acc_dtype[r.position]]})")
     if rows is not None:
-        w("lanes = np.zeros(8, np.float64)", "whole = dd - dd % 8")
         w(*(f"gm{k} = np.zeros(dd, np.float64)" for k in rows.scatter))
 
     # Divisions by a value the loop does not change go through its reciprocal (reciprocal_lines).
@@ -484,17 +474,17 @@ def fused_source(
 
     def chunks() -> None:
         """The row-streaming loop in parallel: rows split into one chunk per thread, each with
-        its own dot-product lanes and ``X.T @ r`` accumulators, added up at the end. The scalar
-        reductions (sums only) are numba ``prange`` reductions."""
+        its own ``X.T @ r`` accumulators, added up at the end. The scalar reductions (sums
+        only) are numba ``prange`` reductions."""
         for r in reductions:
             w(f"{scalar[r.position]} = {_init(r.reduce.kind, acc_dtype[r.position])}")
         # numba's thread count as a literal: nb.get_num_threads() would make the kernel uncacheable
-        w(f"nch = max(1, min({_threads()}, n0 // 1024))", "lanes_of = np.zeros((nch, 64), np.float64)")
+        w(f"nch = max(1, min({_threads()}, n0 // 1024))")
         # Rows padded by 64 values (512 bytes): two threads never write one cache line.
         w(*(f"gm{k}_of = np.zeros((nch, dd + 64), np.float64)" for k in rows.scatter))
         w("for c in prange(nch):")
         w.depth += 1
-        w("lanes = lanes_of[c, :8]", *(f"gm{k}_c = gm{k}_of[c, :dd]" for k in rows.scatter))
+        w(*(f"gm{k}_c = gm{k}_of[c, :dd]" for k in rows.scatter))
         w("for i0 in range(c * n0 // nch, (c + 1) * n0 // nch):")
         w.depth += 1
         lines = body(0)
