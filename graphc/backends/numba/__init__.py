@@ -32,6 +32,7 @@ from . import (
     streaming,
 )
 from .lowering import Kernel, Step, fused_step, lower, writable_results
+from .recycle import Recycled
 
 __all__ = ["compile", "Program"]
 
@@ -227,9 +228,14 @@ class Program:
                 names_of_call += (f"op{k}p",)
             label = f"{step.kernel.name} [kernel {len(self._kernels)}]" if step.kernel else what[0].op.name
             self.profile_steps.append(StepInfo(names_of_call, label, tuple(what)))
-            lines.append(f"    {target + ' = ' if target else ''}{call}({', '.join(args)}){comment}")
+            slots = [f"r{k}_{j}" for j in range(len(step.given))]
+            env.update({slot: Recycled(v.dtype, v.ndim) for slot, v in zip(slots, step.given)})
+            given = [f"{slot}.take()" for slot in slots]
+            lines.append(f"    {target + ' = ' if target else ''}{call}({', '.join(args + given)}){comment}")
+            lines += [f"    {slot}.last = {name_of(v)}" for slot, v in zip(slots, step.given)]
             if plan is not None:
-                plan.add(step, target, args, comment, parallel=call != f"op{k}")
+                empty = [f"np.empty({(0,) * v.ndim}, np.{v.dtype})" for v in step.given]
+                plan.add(step, target, args + empty, comment, parallel=call != f"op{k}")
             if step.kernel is not None:
                 self._kernels.append(step.kernel)
             if step.contiguous_out:

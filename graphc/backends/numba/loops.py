@@ -245,6 +245,7 @@ def fused_source(
     parallel: bool = False,
     rows: RowProducts | None = None,
     into: dict[int, int] | None = None,
+    given: tuple[int, ...] = (),
 ) -> tuple[str, list[int], bool]:
     """The source of ``def kernel(...)`` computing ``op``'s results, the input positions it takes
     and whether a ``prange`` version (asked for with ``parallel``) could pay off.
@@ -267,6 +268,12 @@ def fused_source(
     view: through two, LLVM could not rule out a partial overlap and would not vectorize. Such
     results are not returned (the caller holds the arrays; returning them would box each one
     again, a Python call apiece), so the kernel returns the other results only, or None.
+
+    ``given`` lists elementwise results the caller may hand an array for, one trailing argument
+    ``b<k>`` each (after ``m0, m1``): the kernel writes the result there when the array is
+    non-empty and has the result's shape, else into a new one, and returns it either way. The
+    driver hands back the array of the previous call once nothing else holds it (see
+    ``graphc.backends.numba.recycle``): a big result then reuses pages already faulted in.
     """
     expect, read_shapes, into = expect or {}, read_shapes or {}, into or {}
     n = op.nin
@@ -355,6 +362,14 @@ def fused_source(
         dtype = op.infer()[r.position].dtype
         if r.position in into:
             w(f"out{r.position} = a{into[r.position]}", f"o{r.position} = v{into[r.position]}")
+        elif r.position in given:
+            w(
+                f"if b{r.position}.size != 0 and b{r.position}.shape == {full}:",
+                f"    out{r.position} = b{r.position}",
+                "else:",
+                f"    out{r.position} = np.empty({full}, {CTOR[dtype]})",
+                f"o{r.position} = out{r.position}.reshape({view([True] * cr)})",
+            )
         elif r.reduce is None:
             w(
                 f"out{r.position} = np.empty({full}, {CTOR[dtype]})",
@@ -543,7 +558,8 @@ def fused_source(
     if rows is not None:
         outs += [f"gm{k}.astype({CTOR[rows.dtype]})" for k in rows.scatter]
     w("return " + ("None" if not outs else outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"))
-    head = f"def kernel({', '.join([f'a{p}' for p in args] + (['m0', 'm1'] if rows else []))}):"
+    params = [f"a{p}" for p in args] + (["m0", "m1"] if rows else []) + [f"b{k}" for k in given]
+    head = f"def kernel({', '.join(params)}):"
     return "\n".join([head] + w.lines), args, can_parallel
 
 

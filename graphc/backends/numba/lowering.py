@@ -68,6 +68,9 @@ class Step:
     # The call in the compiled driver (compiled.py): ``{0}``... stand for the arguments, ``{kernel}`` for
     # the kernel; None: a kernel step is called directly, any other step keeps the Python driver.
     inline: str | None = None
+    # Results the kernel may write into an array the driver hands it, one trailing argument each
+    # (the previous call's array, recycle.py); the compiled driver hands empty ones.
+    given: list = field(default_factory=list)
 
 
 class _Later:
@@ -164,14 +167,26 @@ def fused_step(op: Fused, node: Node, stream=None, into: dict[int, Variable] | N
         rows = loops.RowProducts(stream.dot, [stream.scatter], stream.last.outputs[0].dtype)
     positions = {k: inputs.index(v) for k, v in (into or {}).items()}
     body, args, can_parallel = loops.fused_source(op, inline, expect, read_shapes, rows=rows, into=positions)
+    # Results that may be big (the sizes that get a parallel version) reuse their last array.
+    given = tuple(
+        k
+        for k, (ref, reduce) in enumerate(op.results)
+        if can_parallel and reduce is None and k not in positions and node.outputs[k].ndim
+    )
+    if given:
+        body = loops.fused_source(op, inline, expect, read_shapes, rows=rows, into=positions, given=given)[0]
     types = [inputs[p].type for p in args]
     extra = [] if stream is None else list(stream.first.inputs)  # the matrix and the vector
-    writable = frozenset(args.index(p) for p in positions.values())
-    signature = loops.signature(types + [v.type for v in extra], writable)
+    results = [node.outputs[k].type for k in given]
+    writable = frozenset(args.index(p) for p in positions.values()) | frozenset(
+        range(len(types) + len(extra), len(types) + len(extra) + len(given))
+    )
+    signature = loops.signature(types + [v.type for v in extra] + results, writable)
     kernel = make_kernel("fused", body, [], [node], False, signature=signature)
     returned = [v for k, v in enumerate(node.outputs) if k not in positions]
     multi = len(returned) > 1 or stream is not None
     step = Step(kernel, [inputs[p] for p in args] + extra, multi, kernel, True, True)
+    step.given = [node.outputs[k] for k in given]
     if positions:
         step.outputs = returned
         step.aliases = {node.outputs[k]: inputs[p] for k, p in positions.items()}
@@ -182,7 +197,7 @@ def fused_step(op: Fused, node: Node, stream=None, into: dict[int, Variable] | N
     if can_parallel:
 
         def parallel_kernel() -> Kernel:
-            body = loops.fused_source(op, inline, expect, read_shapes, True, rows=rows, into=positions)[0]
+            body = loops.fused_source(op, inline, expect, read_shapes, True, rows=rows, into=positions, given=given)[0]
             return make_kernel(kernel.name, body, [], kernel.nodes, True, signature=signature)
 
         step.parallel = _Later(parallel_kernel)
