@@ -39,6 +39,23 @@ def test_a_dropped_result_is_written_again(n):
     close(third, reference(b, a))
 
 
+def test_the_usual_loop_reuses_the_result_before_last():
+    """``y = f(x)``: the last result is still held while the next call runs."""
+    f, reference = _lecture()
+    a, b = np.random.default_rng(8).standard_normal((2, 3000))
+    y = f(a, b)
+    seen = []
+    for k in range(6):
+        y = f(a, b) if k % 2 else f(b, a)
+        seen.append(_address(y))
+        close(y, reference(a, b) if k % 2 else reference(b, a))
+    assert len(set(seen)) == 2  # two arrays take turns
+
+
+def test_the_probe_found_the_reference_count_of_a_sole_holder():
+    assert recycle.ENABLED and recycle.SOLE == recycle._sole_count() is not None
+
+
 def test_a_view_of_a_result_keeps_it():
     f, reference = _lecture()
     a, b = np.random.default_rng(0).standard_normal((2, 3000))
@@ -108,18 +125,22 @@ def test_the_compiled_driver_hands_kernels_empty_arrays(monkeypatch):
     monkeypatch.setattr(compiled, "HOT_CALLS", 2)
     x = gc.matrix("x", shape=(4096, 8))  # big enough for a parallel version: the result is given
     w = gc.shared(np.random.default_rng(5).standard_normal((8, 12)), name="w")
-    f = gc.function([x], gc.relu(x @ w) * 3.0, backend="numba")
+    f = gc.function([x], [gc.relu(x @ w) * 3.0, x @ w > 0.5], backend="numba")
     value = np.random.default_rng(6).standard_normal((4096, 8))
     for _ in range(compiled.HOT_CALLS + 1):
         f(value)
     for thread in list(compiled._compiling):
         thread.join()
-    assert f._run.compiled_source is not None and "np.empty((0, 0), np.float64)" in f._run.compiled_source
+    source = f._run.compiled_source
+    assert source is not None and "np.empty((0, 0), np.float64)" in source and "np.empty((0, 0), np.bool_)" in source
+    slots = [v for v in f._run.driver_env.values() if isinstance(v, recycle.Recycled)]
+    assert slots and all(s.last is None and s.older is None for s in slots)  # let go at the swap
     results = [f(value) for _ in range(3)]
-    expected = np.maximum(value @ w.get_value(), 0.0) * 3.0
-    for r in results:
-        close(r, expected)
-    assert len({_address(r) for r in results}) == 3  # every call a new array, all held here
+    product = value @ w.get_value()
+    for r, mask in results:
+        close(r, np.maximum(product, 0.0) * 3.0)
+        np.testing.assert_array_equal(mask, product > 0.5)
+    assert len({_address(r) for r, _ in results}) == 3  # every call a new array, all held here
 
 
 def test_threads_calling_one_function_never_share_a_result():

@@ -4,6 +4,7 @@ import numba
 import numpy as np
 import pytest
 
+import graphc as gc
 from graphc.backends.numba.rowdot import row_dot
 
 
@@ -36,17 +37,41 @@ def lanes_reference(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+DTYPES = [("float32", "float32"), ("float64", "float64"), ("float32", "float64"), ("float64", "float32")]
+
+
+@pytest.mark.parametrize("dtypes", DTYPES)
 @pytest.mark.parametrize("d", [0, 3, 8, 13, 100])
-def test_row_dot_has_the_scalar_lanes_bits(dtype, d):
+def test_row_dot_has_the_scalar_lanes_bits(dtypes, d):
+    """Products in the arrays' dtype, or in float64 when they differ (NumPy's promotion, and
+    numba's for scalars)."""
     rng = np.random.default_rng(d)
-    m = (rng.standard_normal((7, d)) * 10.0 ** rng.integers(-3, 4, size=(7, d))).astype(dtype)
-    v = rng.standard_normal(d).astype(dtype)
+    m = (rng.standard_normal((7, d)) * 10.0 ** rng.integers(-3, 4, size=(7, d))).astype(dtypes[0])
+    v = rng.standard_normal(d).astype(dtypes[1])
     got = all_rows(m, v)
     np.testing.assert_array_equal(got, lanes_reference(m, v))
+    single = dtypes == ("float32", "float32")
     np.testing.assert_allclose(
-        got, (m.astype(np.float64) @ v.astype(np.float64)), rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-3
+        got, (m.astype(np.float64) @ v.astype(np.float64)), rtol=1e-5 if single else 1e-12, atol=1e-3
     )
+
+
+@pytest.mark.parametrize("dtypes", DTYPES[2:])
+def test_a_regression_gradient_streams_a_matrix_of_another_dtype(dtypes):
+    """float32 data with float64 weights (or the reverse): the product promotes, and the matrix
+    is still streamed once."""
+    rng = np.random.default_rng(8)
+    X = gc.matrix("X", shape=(None, 13), dtype=dtypes[0])
+    y = gc.vector("y")
+    w = gc.shared(rng.normal(size=13).astype(dtypes[1]), name="w")
+    residual = gc.sigmoid(X @ w + 0.5) - y
+    outputs = [X.T @ residual, gc.mean(residual)]
+    values = rng.normal(size=(50, 13)).astype(dtypes[0]), (rng.random(50) > 0.5).astype(np.float64)
+    f = gc.function([X, y], outputs, backend="numba")
+    assert [k.name for k in f.kernels] == ["rows"]
+    for got, want in zip(f(*values), gc.function([X, y], outputs, backend="numpy")(*values)):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_row_dot_carries_nan_and_inf():
@@ -60,4 +85,4 @@ def test_row_dot_refuses_views_it_would_misread():
     with pytest.raises(numba.errors.TypingError):
         all_rows(m[:, ::2], np.ones(8))  # rows not contiguous
     with pytest.raises(numba.errors.TypingError):
-        all_rows(m.astype(np.float32), np.ones(16))  # dtypes differ
+        all_rows(np.ones((4, 16), np.int64), np.ones(16))  # not floats

@@ -31,6 +31,7 @@ from . import (
     image,  # noqa: F401  (the conv and pooling kernels, registered with lower)
     streaming,
 )
+from .loops import CTOR
 from .lowering import Kernel, Step, fused_step, lower, writable_results
 from .recycle import Recycled
 
@@ -234,7 +235,7 @@ class Program:
             lines.append(f"    {target + ' = ' if target else ''}{call}({', '.join(args + given)}){comment}")
             lines += [f"    {slot}.last = {name_of(v)}" for slot, v in zip(slots, step.given)]
             if plan is not None:
-                empty = [f"np.empty({(0,) * v.ndim}, np.{v.dtype})" for v in step.given]
+                empty = [f"np.empty({(0,) * v.ndim}, {CTOR[v.dtype]})" for v in step.given]
                 plan.add(step, target, args + empty, comment, parallel=call != f"op{k}")
             if step.kernel is not None:
                 self._kernels.append(step.kernel)
@@ -269,6 +270,13 @@ class Program:
         packed = f"({arguments},)" if arguments else "()"
         exec(builtins.compile(body + f"    return {packed}\n", "<graphc driver arguments>", "exec"), namespace)
         self.driver = compiled.Upgrade(self, text, namespace["driver"])
+
+    def forget_recycled(self) -> None:
+        """Let go of the arrays the Python driver kept for its kernels (recycle.py): the
+        compiled driver, now making the calls, does not use them."""
+        for value in self.driver_env.values():
+            if isinstance(value, Recycled):
+                value.forget()
 
     @property
     def kernels(self) -> list[Kernel]:

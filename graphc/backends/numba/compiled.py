@@ -353,6 +353,7 @@ class Upgrade:
         self.ready = driver
         if self.program.driver is self:
             self.program.driver = driver
+        self.program.forget_recycled()
         return True
 
     def python_for_good(self) -> None:
