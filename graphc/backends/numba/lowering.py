@@ -170,7 +170,7 @@ def fused_step(op: Fused, node: Node, stream=None, into: dict[int, Variable] | N
     # Results that may be big (the sizes that get a parallel version) reuse their last array.
     given = tuple(
         k
-        for k, (ref, reduce) in enumerate(op.results)
+        for k, (_, reduce) in enumerate(op.results)
         if can_parallel and reduce is None and k not in positions and node.outputs[k].ndim
     )
     if given:
