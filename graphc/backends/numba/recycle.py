@@ -30,31 +30,31 @@ import sys
 import numpy as np
 
 
-def _fits(a: np.ndarray, dtype: np.dtype, ndim: int) -> bool:
+def _fits(a: np.ndarray, like: np.ndarray) -> bool:
     """Whether a kernel may still write ``a`` as it is: C-contiguous, aligned, writable, of the
-    result's dtype and rank (a caller may have frozen or reshaped it before dropping it)."""
-    return a.flags.carray and a.ndim == ndim and a.dtype == dtype
+    result's dtype and rank, those of ``like`` (a caller may have frozen or reshaped it before
+    dropping it)."""
+    return a.flags.carray and a.ndim == like.ndim and a.dtype == like.dtype
 
 
 class Recycled:
     """The arrays a kernel returned for one result at the last two calls, to be written again."""
 
-    __slots__ = ("last", "older", "empty", "dtype", "ndim")
+    __slots__ = ("last", "older", "empty")
 
     def __init__(self, dtype: str, ndim: int):
         self.last = self.older = None
         self.empty = np.empty((0,) * ndim, dtype)  # the kernel allocates when handed this
-        self.dtype, self.ndim = self.empty.dtype, ndim
 
     def take(self) -> np.ndarray:
         """An array of the last two calls that nothing but this slot holds, else an empty one.
         The driver stores the call's result in ``last`` afterwards."""
         newest, older = self.last, self.older
         self.last = self.older = None
-        if ENABLED and newest is not None and sys.getrefcount(newest) == SOLE and _fits(newest, self.dtype, self.ndim):
+        if ENABLED and newest is not None and sys.getrefcount(newest) == SOLE and _fits(newest, self.empty):
             self.older = older
             return newest
-        if ENABLED and older is not None and sys.getrefcount(older) == SOLE and _fits(older, self.dtype, self.ndim):
+        if ENABLED and older is not None and sys.getrefcount(older) == SOLE and _fits(older, self.empty):
             self.older = newest
             return older
         self.older = newest  # held, most likely by the caller's name for the last result
